@@ -1,0 +1,198 @@
+/* layout.c — where everything lives inside one model instance.
+ *
+ * `NAME_new` makes exactly one 64-byte-aligned allocation of
+ * CgLayout.size bytes.  This file decides what goes where, statically:
+ *
+ *   [ param 0 | param 1 | ... | training state | slot of every
+ *     intermediate value, in graph and node order, and per-node scratch ]
+ *
+ * every piece starting on a 64-byte boundary.  The training state, present
+ * with the training API (cg_has_train), is one gradient buffer per
+ * trainable parameter, then each trainable parameter's optimizer state
+ * (cg_opt_slots: momentum_buffer, or exp_avg and exp_avg_sq), then one
+ * piece holding the step counter (int64_t), the learning rate (double) and
+ * NAME_init's seed (uint64_t).  Values that own no memory: inputs
+ * (forward's arguments), params (their own region), scan body arguments
+ * (pointers into the carries, the scanned tensors or captures), reshape (a
+ * view of its operand), dropout in a model without training (a view: the
+ * identity) and a scan's final carries (views of its carry buffers); with
+ * training, dropout's slot holds its mask and then its result.  Scratch: a
+ * scan's two buffers per carry (swapped each step), attention's score
+ * matrix.  A liveness-based planner will replace the placement of the
+ * values and nothing else.  Everything after the training state is the
+ * workspace, which NAME_init lends the initialisers as scratch (so it is
+ * at least as large as they need). */
+#include "codegen/cg.h"
+
+#include "runtime/nnc.h"
+
+static int64_t align_up(int64_t n)
+{
+    return (n + CG_ALIGN - 1) / CG_ALIGN * CG_ALIGN;
+}
+
+static int64_t type_bytes(const Type *t) { return ir_type_numel(t) * 4; }
+
+bool cg_value_owns_slot(const Module *m, const Graph *g, const Node *n,
+                        int result)
+{
+    switch (n->op) {
+    case OP_INPUT:
+    case OP_PARAM:
+    case OP_ARG:
+    case OP_RESHAPE: return false;
+    case OP_DROPOUT: return cg_has_train(m);
+    case OP_SCAN: return result >= n->attr.n_carry;
+    default: return true;
+    }
+}
+
+/* A scan keeps, per carry, two buffers of the carry's size: the one read
+ * at step t and the one written.  Attention materialises its scores. */
+int64_t cg_node_scratch_bytes(const Module *m, const Graph *g, const Node *n)
+{
+    if (n->op == OP_SCAN) {
+        int64_t total = 0;
+        for (int i = 0; i < n->attr.n_carry; i++) {
+            Type t = ir_value_type(g, n->in[i]);
+            total += 2 * align_up(type_bytes(&t));
+        }
+        return total;
+    }
+    if (n->op == OP_ATTENTION) {
+        Type s = ir_value_type(g, n->out[0]); /* [..., Tq, dv] */
+        Type k = ir_value_type(g, n->in[1]);  /* [..., Tk, d] */
+        int64_t tk = k.dims[k.rank - 2];
+        return ir_type_numel(&s) / s.dims[s.rank - 1] * tk * 4;
+    }
+    return 0;
+}
+
+/* What the runtime's initialisers need as scratch (orthogonal's QR):
+ * NAME_init lends them the workspace, which is made at least this large. */
+static int64_t init_scratch_bytes(const Module *m)
+{
+    int64_t need = 0;
+    for (int i = 0; i < m->params.len; i++) {
+        const ParamDecl *p = &m->params.data[i];
+        int64_t floats = nnc_init_scratch_floats(p->type.rank, p->type.dims,
+                                                 (nnc_init_kind)p->init.kind);
+        if (floats * 4 > need)
+            need = floats * 4;
+    }
+    return need;
+}
+
+static void place_graph(const Module *m, const Graph *g, CgLayout *l, Arena *a,
+                        int64_t *off)
+{
+    int64_t *vo = arena_alloc(a, sizeof(int64_t) * (size_t)g->values.len);
+    int64_t *so = arena_alloc(a, sizeof(int64_t) * (size_t)(g->nodes.len + 1));
+    for (int v = 0; v < g->values.len; v++)
+        vo[v] = CG_NO_SLOT;
+    for (int ni = 0; ni < g->nodes.len; ni++) {
+        const Node *n = &g->nodes.data[ni];
+        for (int r = 0; r < n->n_out; r++) {
+            if (!cg_value_owns_slot(m, g, n, r))
+                continue;
+            Type t = ir_value_type(g, n->out[r]);
+            vo[n->out[r].id] = *off;
+            *off += align_up(type_bytes(&t));
+        }
+        int64_t s = cg_node_scratch_bytes(m, g, n);
+        so[ni] = s ? *off : CG_NO_SLOT;
+        *off += align_up(s);
+    }
+    l->value_off[g->id] = vo;
+    l->scratch_off[g->id] = so;
+}
+
+/* The main graph must end with the loss and one gradient per trainable
+ * param, of its param's type (the autodiff pass's contract, ir.h). */
+static void check_grads(const Module *m)
+{
+    const Graph *g = m->graphs.data[0];
+    int trainable = 0;
+    for (int i = 0; i < m->params.len; i++) {
+        const ParamDecl *p = &m->params.data[i];
+        if (p->frozen)
+            continue;
+        int r = m->n_outputs + 1 + trainable++;
+        if (r >= g->results.len)
+            break;
+        Type t = ir_value_type(g, g->results.data[r]);
+        if (!ir_type_eq(&t, &p->type))
+            ir_internal_error("codegen", "gradient result %d does not have "
+                              "the type of param '%s'", r, p->name);
+    }
+    if (trainable != m->n_grads ||
+        g->results.len != m->n_outputs + 1 + m->n_grads)
+        ir_internal_error("codegen",
+                          "%d trainable params and %d gradients, main graph "
+                          "has %d results after %d outputs",
+                          trainable, m->n_grads, g->results.len, m->n_outputs);
+}
+
+static int64_t *no_slots(Arena *a, int n)
+{
+    int64_t *offs = arena_alloc(a, sizeof(int64_t) * (size_t)(n + 1));
+    for (int i = 0; i <= n; i++)
+        offs[i] = CG_NO_SLOT;
+    return offs;
+}
+
+/* Gradients, then optimizer state, of each trainable param; then the step,
+ * learning rate and seed in one piece. */
+static void place_train_state(const Module *m, CgLayout *l, Arena *a,
+                              int64_t *off)
+{
+    const char *names[CG_MAX_OPT_SLOTS];
+    int np = m->params.len;
+    l->grad_off = no_slots(a, np);
+    l->n_slots = l->train ? cg_opt_slots(&m->train, names) : 0;
+    for (int k = 0; k < CG_MAX_OPT_SLOTS; k++)
+        l->slot_off[k] = no_slots(a, np);
+    l->step_off = l->lr_off = l->seed_off = CG_NO_SLOT;
+    if (!l->train)
+        return;
+    check_grads(m);
+    for (int i = 0; i < np; i++) {
+        if (m->params.data[i].frozen)
+            continue;
+        l->grad_off[i] = *off;
+        *off += align_up(type_bytes(&m->params.data[i].type));
+    }
+    for (int i = 0; i < np; i++)
+        for (int k = 0; k < l->n_slots && !m->params.data[i].frozen; k++) {
+            l->slot_off[k][i] = *off;
+            *off += align_up(type_bytes(&m->params.data[i].type));
+        }
+    l->step_off = *off;
+    l->lr_off = *off + 8;
+    l->seed_off = *off + 16;
+    *off += CG_ALIGN;
+}
+
+CgLayout *cg_layout_new(Arena *a, const Module *m)
+{
+    CgLayout *l = arena_alloc(a, sizeof *l);
+    int64_t off = 0;
+    l->param_off =
+        arena_alloc(a, sizeof(int64_t) * (size_t)(m->params.len + 1));
+    for (int i = 0; i < m->params.len; i++) {
+        l->param_off[i] = off;
+        off += align_up(type_bytes(&m->params.data[i].type));
+    }
+    l->train = cg_has_train(m);
+    place_train_state(m, l, a, &off);
+    l->workspace_off = off;
+    l->value_off = arena_alloc(a, sizeof(int64_t *) * (size_t)m->graphs.len);
+    l->scratch_off = arena_alloc(a, sizeof(int64_t *) * (size_t)m->graphs.len);
+    for (int gi = 0; gi < m->graphs.len; gi++)
+        place_graph(m, m->graphs.data[gi], l, a, &off);
+    int64_t init_need = init_scratch_bytes(m);
+    if (off - l->workspace_off < init_need)
+        off = l->workspace_off + align_up(init_need);
+    l->size = off > 0 ? off : CG_ALIGN;
+    return l;
+}

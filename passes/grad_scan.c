@@ -1,0 +1,395 @@
+/* grad_scan.c — the gradient of scan: backpropagation through time as a
+ * second scan that runs the other way.
+ *
+ * The forward scan is given one more per-step output per carry: the carry
+ * entering each step, stacked ("stacking the carries").  The backward scan
+ * runs over the steps in reverse.  Its body, built here, first recomputes
+ * the forward step from (carries_t, slices_t, captures) by copying the
+ * forward body's nodes, then differentiates that copy with the same engine
+ * (nested scans recurse through this rule).  It carries the gradients of
+ * the carries and, as extra carries that start at zero, the running sums
+ * of the captures' gradients (params the body reads, like an LSTM's
+ * weights); the gradient of every scanned tensor comes out as a per-step
+ * output, stacked, which is how params stacked along the scanned axis
+ * (gpt.nn's per-layer weights) get theirs.
+ *
+ *   forward  %h, %hs, %hin = scan @step(carries=1, over=1) %h0, %x, %W
+ *   backward %dh0, %dW, %dx = scan @step.bwd(carries=2, over=3, reverse=true)
+ *                               %dh, %zeroW, %hin, %x, %dhs, %W
+ *
+ * Memory is one copy of every carry per step (what PyTorch's autograd
+ * keeps too); compute is one extra forward step per step.  The alternative,
+ * saving every intermediate the backward reads, would store several
+ * tensors per step instead of the carries alone; docs/autodiff.md has the
+ * trade-off. */
+#include "passes/grad.h"
+
+#include <string.h>
+
+/* ---- graphs ------------------------------------------------------------- */
+
+static bool graph_name_taken(const Module *m, const char *name)
+{
+    for (int32_t i = 0; i < m->graphs.len; i++)
+        if (strcmp(m->graphs.data[i]->name, name) == 0)
+            return true;
+    return false;
+}
+
+const char *grad_unique_name(Module *m, const char *base)
+{
+    const char *name = base;
+    for (int k = 2; graph_name_taken(m, name); k++)
+        name = arena_printf(m->arena, "%s.%d", base, k);
+    return name;
+}
+
+Graph *grad_clone_graph(Module *m, const Graph *g, const char *name)
+{
+    Graph *c = ir_graph_new(m, name);
+    Arena *a = m->arena;
+    c->n_args = g->n_args;
+    c->values.len = 0;
+    for (int32_t i = 0; i < g->values.len; i++)
+        vec_push(a, &c->values, g->values.data[i]);
+    for (int32_t i = 0; i < g->nodes.len; i++) {
+        Node n = g->nodes.data[i];
+        n.in = arena_alloc(a, sizeof(Value) * (size_t)(n.n_in + 1));
+        n.out = arena_alloc(a, sizeof(Value) * (size_t)(n.n_out + 1));
+        memcpy(n.in, g->nodes.data[i].in, sizeof(Value) * (size_t)n.n_in);
+        memcpy(n.out, g->nodes.data[i].out, sizeof(Value) * (size_t)n.n_out);
+        vec_push(a, &c->nodes, n);
+    }
+    for (int32_t i = 0; i < g->results.len; i++)
+        ir_add_result(m, c, g->results.data[i], g->result_names.data[i]);
+    return c;
+}
+
+static int32_t scans_running(const Module *m, int32_t body)
+{
+    int32_t count = 0;
+    for (int32_t i = 0; i < m->graphs.len; i++) {
+        const Graph *g = m->graphs.data[i];
+        for (int32_t k = 0; k < g->nodes.len; k++)
+            count += g->nodes.data[k].op == OP_SCAN &&
+                     g->nodes.data[k].attr.graph == body;
+    }
+    return count;
+}
+
+/* The value of body argument i. */
+static Value arg_value(const Graph *g, int32_t i)
+{
+    for (int32_t k = 0; k < g->nodes.len; k++)
+        if (g->nodes.data[k].op == OP_ARG && g->nodes.data[k].attr.index == i)
+            return g->nodes.data[k].out[0];
+    ir_internal_error("autodiff", "graph %s has no arg %d", g->name, (int)i);
+}
+
+/* ---- stacking the carries ------------------------------------------------ */
+
+/* Adds to scan node `index` of ad->g one stacked output per carry: the
+ * carry entering each step.  Its body returns its carry arguments as extra
+ * per-step outputs; a body that another scan also runs is copied first.
+ * Writes the new results to stacked[]. */
+static void stack_carries(Ad *ad, int32_t index, Value *stacked)
+{
+    Module *m = ad->m;
+    Graph *g = ad->g;
+    Node *s = &g->nodes.data[index];
+    int nc = s->attr.n_carry;
+    Graph *body = m->graphs.data[s->attr.graph];
+    if (nc == 0)
+        return;
+    for (int i = 0; i < nc; i++)
+        if (ir_value_type(g, s->in[i]).rank == IR_MAX_RANK)
+            ir_internal_error("autodiff",
+                              "graph %s: a carry of rank %d cannot be stacked "
+                              "over the steps for the backward pass",
+                              g->name, IR_MAX_RANK);
+    if (scans_running(m, body->id) > 1)
+        body = grad_clone_graph(
+            m, body,
+            grad_unique_name(m, arena_printf(m->arena, "%s.fwd", body->name)));
+    s = &g->nodes.data[index];
+    s->attr.graph = body->id;
+    int64_t steps = ir_value_type(g, s->in[nc]).dims[0];
+    Value *out = arena_alloc(m->arena, sizeof(Value) * (size_t)(s->n_out + nc));
+    memcpy(out, s->out, sizeof(Value) * (size_t)s->n_out);
+    for (int i = 0; i < nc; i++) {
+        ir_add_result(m, body, arg_value(body, i), NULL);
+        Type t = ir_value_type(g, s->in[i]),
+             st = {.dtype = t.dtype, .rank = t.rank + 1};
+        st.dims[0] = steps;
+        memcpy(st.dims + 1, t.dims, sizeof(int64_t) * (size_t)t.rank);
+        out[s->n_out + i] = (Value){(uint32_t)g->values.len};
+        stacked[i] = out[s->n_out + i];
+        vec_push(
+            m->arena, &g->values,
+            ((ValueInfo){.type = st, .def = index, .result = s->n_out + i}));
+    }
+    s->out = out;
+    s->n_out += nc;
+}
+
+/* ---- which arguments carry gradients ------------------------------------- */
+
+/* active[i] for every operand of the scan: the operand's own activity, and
+ * for a carry also whether the body makes it depend on an active argument
+ * (a fixed point: h0 is a constant, but h after one step is not). */
+static bool *scan_arg_activity(Ad *ad, const GradCall *c, const Graph *body)
+{
+    int nc = c->n.attr.n_carry, n_in = c->n.n_in;
+    bool *arg = arena_alloc(ad->m->arena, sizeof(bool) * (size_t)(n_in + 1));
+    memcpy(arg, c->need, sizeof(bool) * (size_t)n_in);
+    for (bool changed = true; changed;) {
+        bool *src =
+            arena_alloc(ad->m->arena, sizeof(bool) * (size_t)body->values.len);
+        for (int i = 0; i < n_in; i++)
+            src[arg_value(body, i).id] = arg[i];
+        bool *act = ad_activity((Graph *)body, src);
+        changed = false;
+        for (int i = 0; i < nc; i++)
+            if (!arg[i] && act[body->results.data[i].id])
+                arg[i] = changed = true;
+    }
+    return arg;
+}
+
+/* ---- the backward body ---------------------------------------------------- */
+
+/* The plan shared by the backward body and the backward scan. */
+typedef struct ScanPlan {
+    int nc, no, nk, ny; /* carries, over tensors, captures, step outputs */
+    bool *arg_active;   /* per forward operand */
+    bool *carry_grad;   /* [nc]: carries whose gradient is carried */
+    bool *cap_grad;     /* [nk]: captures whose gradient is summed */
+    bool *over_grad;    /* [no]: over tensors that get a gradient */
+    bool *out_seed;     /* [ny]: step outputs that have a gradient */
+} ScanPlan;
+
+static Value add_arg(Graph *g, int32_t index, Type t)
+{
+    Attrs a = {.index = index, .type = t};
+    int32_t id = ir_add_typed(g, OP_ARG, NULL, 0, &a, (SrcLoc){0}, &t, 1);
+    return g->nodes.data[id].out[0];
+}
+
+static Type slice_type(Type t)
+{
+    return ir_type_make(t.dtype, t.rank - 1, t.dims + 1);
+}
+
+/* Copies body's nodes but its args into g, reading map[] for operands and
+ * recording the copies' results in it. */
+static void copy_nodes(Graph *g, const Graph *body, Value *map)
+{
+    for (int32_t k = 0; k < body->nodes.len; k++) {
+        const Node *n = &body->nodes.data[k];
+        if (n->op == OP_ARG)
+            continue;
+        Value in[64],
+            *ins = n->n_in <= 64
+                       ? in
+                       : arena_alloc(g->arena, sizeof(Value) * (size_t)n->n_in);
+        Type ts[64], *types = n->n_out <= 64
+                                  ? ts
+                                  : arena_alloc(g->arena, sizeof(Type) *
+                                                              (size_t)n->n_out);
+        for (int32_t i = 0; i < n->n_in; i++)
+            ins[i] = map[n->in[i].id];
+        for (int32_t i = 0; i < n->n_out; i++)
+            types[i] = body->values.data[n->out[i].id].type;
+        int32_t id = ir_add_typed(g, n->op, ins, n->n_in, &n->attr, n->loc,
+                                  types, n->n_out);
+        const Node *copy = &g->nodes.data[id];
+        for (int32_t i = 0; i < n->n_out; i++) {
+            map[n->out[i].id] = copy->out[i];
+            g->values.data[copy->out[i].id].name =
+                body->values.data[n->out[i].id].name;
+        }
+    }
+}
+
+/* Arguments of the backward body, in its order: carried gradients,
+ * capture sums | stacked carries, slices, step-output gradients |
+ * captures.  Returns the recompute map (forward body value -> here). */
+typedef struct BwdArgs {
+    Value *gcarry, *gcap, *carry, *over, *gout, *cap;
+} BwdArgs;
+
+static BwdArgs add_bwd_args(Ad *ad, Graph *bb, const GradCall *c,
+                            const ScanPlan *p)
+{
+    Arena *a = ad->m->arena;
+    BwdArgs b = {
+        arena_alloc(a, sizeof(Value) * (size_t)(p->nc + 1)),
+        arena_alloc(a, sizeof(Value) * (size_t)(p->nk + 1)),
+        arena_alloc(a, sizeof(Value) * (size_t)(p->nc + 1)),
+        arena_alloc(a, sizeof(Value) * (size_t)(p->no + 1)),
+        arena_alloc(a, sizeof(Value) * (size_t)(p->ny + 1)),
+        arena_alloc(a, sizeof(Value) * (size_t)(p->nk + 1)),
+    };
+    const Node *s = &c->n;
+    int32_t k = 0;
+    for (int i = 0; i < p->nc; i++)
+        if (p->carry_grad[i])
+            b.gcarry[i] = add_arg(bb, k++, gb_type(ad, s->in[i]));
+    for (int j = 0; j < p->nk; j++)
+        if (p->cap_grad[j])
+            b.gcap[j] = add_arg(bb, k++, gb_type(ad, s->in[p->nc + p->no + j]));
+    for (int i = 0; i < p->nc; i++)
+        b.carry[i] = add_arg(bb, k++, gb_type(ad, s->in[i]));
+    for (int j = 0; j < p->no; j++)
+        b.over[j] = add_arg(bb, k++, slice_type(gb_type(ad, s->in[p->nc + j])));
+    for (int o = 0; o < p->ny; o++)
+        if (p->out_seed[o])
+            b.gout[o] =
+                add_arg(bb, k++, slice_type(gb_type(ad, c->gout[p->nc + o])));
+    for (int j = 0; j < p->nk; j++)
+        b.cap[j] = add_arg(bb, k++, gb_type(ad, s->in[p->nc + p->no + j]));
+    bb->n_args = k;
+    return b;
+}
+
+/* The gradient the inner engine found for v, or zeros of v's type. */
+static Value gradient_or_zeros(Ad *in, Value v)
+{
+    Value g = ad_gradient(in, v);
+    return g.id ? g : gb_zeros(in, gb_type(in, v));
+}
+
+/* Builds the backward body: arguments, the recomputed step, its gradients,
+ * and the results (new carried gradients, new capture sums, the slices'
+ * gradients). */
+static Graph *build_bwd_body(Ad *ad, const GradCall *c, const Graph *body,
+                             const ScanPlan *p)
+{
+    Module *m = ad->m;
+    Graph *bb = ir_graph_new(
+        m, grad_unique_name(m, arena_printf(m->arena, "%s.bwd", body->name)));
+    BwdArgs b = add_bwd_args(ad, bb, c, p);
+    Value *map =
+        arena_alloc(m->arena, sizeof(Value) * (size_t)body->values.len);
+    Value *recompute_arg =
+        arena_alloc(m->arena, sizeof(Value) * (size_t)(c->n.n_in + 1));
+    for (int i = 0; i < c->n.n_in; i++) {
+        recompute_arg[i] = i < p->nc           ? b.carry[i]
+                           : i < p->nc + p->no ? b.over[i - p->nc]
+                                               : b.cap[i - p->nc - p->no];
+        map[arg_value(body, i).id] = recompute_arg[i];
+    }
+    copy_nodes(bb, body, map);
+    bool *source = arena_alloc(m->arena, sizeof(bool) * (size_t)bb->values.len);
+    for (int i = 0; i < c->n.n_in; i++)
+        source[recompute_arg[i].id] = p->arg_active[i];
+    Ad *in = ad_new(m, bb, source);
+    for (int i = 0; i < p->nc; i++)
+        if (p->carry_grad[i])
+            ad_contribute(in, map[body->results.data[i].id], b.gcarry[i]);
+    for (int o = 0; o < p->ny; o++)
+        if (p->out_seed[o])
+            ad_contribute(in, map[body->results.data[p->nc + o].id], b.gout[o]);
+    ad_backprop(in);
+    for (int i = 0; i < p->nc; i++)
+        if (p->carry_grad[i])
+            ir_add_result(m, bb, gradient_or_zeros(in, b.carry[i]), NULL);
+    for (int j = 0; j < p->nk; j++)
+        if (p->cap_grad[j]) {
+            Value g = ad_gradient(in, b.cap[j]);
+            ir_add_result(m, bb, g.id ? gb_add(in, b.gcap[j], g) : b.gcap[j],
+                          NULL);
+        }
+    for (int j = 0; j < p->no; j++)
+        if (p->over_grad[j])
+            ir_add_result(m, bb, gradient_or_zeros(in, b.over[j]), NULL);
+    return bb;
+}
+
+/* ---- the rule ------------------------------------------------------------- */
+
+static ScanPlan plan_scan(Ad *ad, const GradCall *c, const Graph *body)
+{
+    Arena *a = ad->m->arena;
+    ScanPlan p = {.nc = c->n.attr.n_carry, .no = c->n.attr.n_over};
+    p.nk = c->n.n_in - p.nc - p.no;
+    p.ny = body->results.len - p.nc;
+    p.arg_active = scan_arg_activity(ad, c, body);
+    p.carry_grad = arena_alloc(a, sizeof(bool) * (size_t)(p.nc + 1));
+    p.cap_grad = arena_alloc(a, sizeof(bool) * (size_t)(p.nk + 1));
+    p.over_grad = arena_alloc(a, sizeof(bool) * (size_t)(p.no + 1));
+    p.out_seed = arena_alloc(a, sizeof(bool) * (size_t)(p.ny + 1));
+    for (int i = 0; i < p.nc; i++)
+        p.carry_grad[i] = p.arg_active[i];
+    for (int j = 0; j < p.no; j++)
+        p.over_grad[j] = c->need[p.nc + j];
+    for (int j = 0; j < p.nk; j++)
+        p.cap_grad[j] = c->need[p.nc + p.no + j];
+    for (int o = 0; o < p.ny; o++)
+        p.out_seed[o] = c->gout[p.nc + o].id != 0;
+    return p;
+}
+
+/* Operands of the backward scan, in the backward body's argument order. */
+static int bwd_operands(Ad *ad, const GradCall *c, const ScanPlan *p,
+                        const Value *stacked, Value *ops, int *n_carry)
+{
+    const Node *s = &c->n;
+    int k = 0;
+    for (int i = 0; i < p->nc; i++)
+        if (p->carry_grad[i])
+            ops[k++] = c->gout[i].id ? c->gout[i]
+                                     : gb_zeros(ad, gb_type(ad, s->in[i]));
+    for (int j = 0; j < p->nk; j++)
+        if (p->cap_grad[j])
+            ops[k++] = gb_zeros(ad, gb_type(ad, s->in[p->nc + p->no + j]));
+    *n_carry = k;
+    for (int i = 0; i < p->nc; i++)
+        ops[k++] = stacked[i];
+    for (int j = 0; j < p->no; j++)
+        ops[k++] = s->in[p->nc + j];
+    for (int o = 0; o < p->ny; o++)
+        if (p->out_seed[o])
+            ops[k++] = c->gout[p->nc + o];
+    for (int j = 0; j < p->nk; j++)
+        ops[k++] = s->in[p->nc + p->no + j];
+    return k;
+}
+
+void grad_scan(Ad *ad, GradCall *c)
+{
+    Module *m = ad->m;
+    const Graph *body = m->graphs.data[c->n.attr.graph];
+    ScanPlan p = plan_scan(ad, c, body);
+    Value *stacked = arena_alloc(m->arena, sizeof(Value) * (size_t)(p.nc + 1));
+    Graph *bb = build_bwd_body(ad, c, body, &p);
+    stack_carries(ad, c->index, stacked);
+    Value *ops =
+        arena_alloc(m->arena, sizeof(Value) * (size_t)(bb->n_args + 1));
+    int n_carry, n_ops = bwd_operands(ad, c, &p, stacked, ops, &n_carry);
+    Attrs a = {.graph = bb->id,
+               .n_carry = n_carry,
+               .n_over = n_ops - n_carry - p.nk,
+               .flag = !c->n.attr.flag};
+    Value *outs =
+        arena_alloc(m->arena, sizeof(Value) * (size_t)(bb->results.len + 1));
+    char err[512];
+    if (!ir_add(m, ad->g, OP_SCAN, ops, n_ops, &a, (SrcLoc){0}, outs, err,
+                sizeof err)
+             .id)
+        ir_internal_error("autodiff", "graph %s: the backward scan: %s",
+                          ad->g->name, err);
+    int r = 0;
+    for (int i = 0; i < p.nc; i++)
+        if (p.carry_grad[i]) {
+            if (c->need[i])
+                c->gin[i] = outs[r];
+            r++;
+        }
+    for (int j = 0; j < p.nk; j++)
+        if (p.cap_grad[j])
+            c->gin[p.nc + p.no + j] = outs[r++];
+    for (int j = 0; j < p.no; j++)
+        if (p.over_grad[j])
+            c->gin[p.nc + j] = outs[r++];
+}

@@ -1,0 +1,150 @@
+/* gemm.c — matrix products for generated code, through OpenBLAS.
+ *
+ * OpenBLAS always runs single-threaded here (pool.c pins it at setup) and
+ * our pool parallelises around it: a product big enough to pay for waking
+ * the workers is cut into contiguous row blocks of C (column blocks when C
+ * is wider than tall), one single-threaded cblas_sgemm per block; a batch
+ * of products is spread over the pool one product per index.  So there is
+ * only ever one set of worker threads, and a GEMM inside a parallel region
+ * (a nested call) simply runs on its thread.  docs/runtime.md gives the
+ * reasons.
+ */
+#include <cblas.h>
+#include <limits.h>
+
+#include "internal.h"
+
+/* Below this many multiply-adds a product runs on the calling thread. */
+#define GEMM_PARALLEL_FLOPS (64 * 64 * 64)
+
+typedef struct Gemm {
+    int ta, tb;
+    int64_t m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    int64_t lda, ldb, ldc;
+} Gemm;
+
+static void gemm_serial(const Gemm *g)
+{
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
+                g->tb ? CblasTrans : CblasNoTrans, (int)g->m, (int)g->n,
+                (int)g->k, g->alpha, g->a, (int)g->lda, g->b, (int)g->ldb,
+                g->beta, g->c, (int)g->ldc);
+}
+
+static int gemm_check(const Gemm *g)
+{
+    int64_t a_cols = g->ta ? g->m : g->k, b_cols = g->tb ? g->k : g->n;
+    int fits = g->m <= INT_MAX && g->n <= INT_MAX && g->k <= INT_MAX &&
+               g->lda <= INT_MAX && g->ldb <= INT_MAX && g->ldc <= INT_MAX;
+    int ok = g->m >= 0 && g->n >= 0 && g->k >= 0 && g->lda >= a_cols &&
+             g->lda >= 1 && g->ldb >= b_cols && g->ldb >= 1 && g->ldc >= g->n &&
+             g->ldc >= 1;
+    if (fits && ok)
+        return NNC_OK;
+    return nnc_rt_set_error(NNC_ERR_ARG,
+                            "sgemm: bad dimensions m=%lld n=%lld k=%lld "
+                            "lda=%lld ldb=%lld ldc=%lld",
+                            (long long)g->m, (long long)g->n, (long long)g->k,
+                            (long long)g->lda, (long long)g->ldb,
+                            (long long)g->ldc);
+}
+
+/* Rows [begin, end) of C: rows of op(A). */
+static void gemm_rows(void *ctx, int64_t begin, int64_t end)
+{
+    Gemm g = *(const Gemm *)ctx;
+    g.a += g.ta ? begin : begin * g.lda;
+    g.c += begin * g.ldc;
+    g.m = end - begin;
+    gemm_serial(&g);
+}
+
+/* Columns [begin, end) of C: columns of op(B). */
+static void gemm_cols(void *ctx, int64_t begin, int64_t end)
+{
+    Gemm g = *(const Gemm *)ctx;
+    g.b += g.tb ? begin * g.ldb : begin;
+    g.c += begin;
+    g.n = end - begin;
+    gemm_serial(&g);
+}
+
+static void gemm_run(Gemm *g)
+{
+    if (g->m == 0 || g->n == 0)
+        return;
+    double flops = (double)g->m * (double)g->n * (double)g->k;
+    if (flops < GEMM_PARALLEL_FLOPS || nnc_get_num_threads() == 1)
+        gemm_serial(g);
+    else if (g->m >= g->n)
+        nnc_parallel_for(g->m, gemm_rows, g);
+    else
+        nnc_parallel_for(g->n, gemm_cols, g);
+}
+
+int nnc_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+              float alpha, const float *a, int64_t lda, const float *b,
+              int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    nncrt_setup();
+    Gemm g = {trans_a != 0, trans_b != 0, m,  n, k, alpha, beta, a, b, c,
+              lda,          ldb,          ldc};
+    int rc = gemm_check(&g);
+    if (rc == NNC_OK)
+        gemm_run(&g);
+    return rc;
+}
+
+typedef struct Batch {
+    Gemm g;
+    int64_t stride_a, stride_b, stride_c;
+} Batch;
+
+static void batch_items(void *ctx, int64_t begin, int64_t end)
+{
+    const Batch *bt = ctx;
+    for (int64_t i = begin; i < end; i++) {
+        Gemm g = bt->g;
+        g.a += i * bt->stride_a;
+        g.b += i * bt->stride_b;
+        g.c += i * bt->stride_c;
+        gemm_serial(&g);
+    }
+}
+
+int nnc_sgemm_batched(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                      float alpha, const float *a, int64_t lda,
+                      int64_t stride_a, const float *b, int64_t ldb,
+                      int64_t stride_b, float beta, float *c, int64_t ldc,
+                      int64_t stride_c, int64_t batch)
+{
+    nncrt_setup();
+    Batch bt = {{trans_a != 0, trans_b != 0, m, n, k, alpha, beta, a, b, c, lda,
+                 ldb, ldc},
+                stride_a,
+                stride_b,
+                stride_c};
+    int rc = gemm_check(&bt.g);
+    if (rc != NNC_OK || batch <= 0 || m == 0 || n == 0)
+        return rc;
+    double flops = (double)m * (double)n * (double)k;
+    int threads = nnc_get_num_threads();
+    if (batch >= threads || flops * (double)batch < GEMM_PARALLEL_FLOPS) {
+        if (flops * (double)batch < GEMM_PARALLEL_FLOPS)
+            batch_items(&bt, 0, batch);
+        else
+            nnc_parallel_for(batch, batch_items, &bt);
+        return NNC_OK;
+    }
+    for (int64_t i = 0; i < batch; i++) { /* few big products: split each */
+        Gemm g = bt.g;
+        g.a += i * stride_a;
+        g.b += i * stride_b;
+        g.c += i * stride_c;
+        gemm_run(&g);
+    }
+    return NNC_OK;
+}
