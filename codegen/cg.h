@@ -37,9 +37,10 @@ typedef struct CgLayout {
     int64_t *grad_off; /* [param index]; CG_NO_SLOT for a frozen param */
     int n_slots;       /* optimizer state tensors per trainable param */
     int64_t *slot_off[CG_MAX_OPT_SLOTS]; /* [slot][param index] */
-    int64_t step_off;  /* int64_t: optimizer steps taken (opt.step) */
-    int64_t lr_off;    /* double: the current learning rate */
-    int64_t seed_off;  /* uint64_t: NAME_init's seed, keys dropout */
+    int64_t step_off; /* int64_t: optimizer steps taken (opt.step) */
+    int64_t lr_off;   /* double: the current learning rate */
+    int64_t seed_off; /* uint64_t: NAME_init's seed, keys dropout */
+    struct CgPlan *plan; /* the workspace's memory plan (plan.h) */
 } CgLayout;
 
 CgLayout *cg_layout_new(Arena *a, const Module *m);
@@ -59,7 +60,7 @@ typedef struct Cg {
     LLVMTypeRef f32, f64, i1, i8, i32, i64, ptr, void_t;
     LLVMValueRef fn;      /* function being emitted */
     LLVMValueRef inst;    /* forward, backward: the instance pointer */
-    LLVMValueRef *inputs; /* forward, backward: [input index] argument, or NULL */
+    LLVMValueRef *inputs; /* forward, backward: [input] argument or NULL */
     LLVMValueRef **vals;  /* [graph id][value id]: element pointers */
     /* Emitting the training graph (backward): the main graph is live from
      * the loss and the gradients instead of the outputs, and dropout

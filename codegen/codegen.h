@@ -8,9 +8,11 @@
  *   signature.c  which inputs `NAME_forward` takes (those the outputs use),
  *                whether the model gets the training API
  *   header.c     the C header of the generated API (no LLVM)
- *   layout.c     the instance layout: parameters, one workspace slot per
- *                intermediate value, per-node scratch (static; a liveness
- *                planner replaces it later, in this one file)
+ *   layout.c     the instance layout: parameters, training state, the
+ *                workspace; --emit stats
+ *   plan.c       the workspace's static memory plan: liveness intervals
+ *                over the emitted node order, greedy-by-size offsets
+ *   plan_verify.c  checks a plan: no two live buffers overlap
  *   target.c     targets, target machines, data layout, the new pass
  *                manager (LLVMRunPasses), emission to files
  *   module.c     builds the whole LLVM module for a Module: instance API
@@ -77,6 +79,13 @@ int cg_opt_slots(const TrainSpec *t, const char **names);
  * be written. */
 int cg_write_header(const Module *m, const char *path);
 void cg_print_header(FILE *f, const Module *m);
+
+/* layout.c: the bytes of one instance (parameters, gradients, optimizer
+ * state, the workspace planned by liveness and what one slot per value
+ * would take, the total), as `nnc --emit stats` prints them; the same in
+ * a comment for the generated header. */
+void cg_print_stats(FILE *f, const Module *m);
+void cg_print_memory_comment(FILE *f, const Module *m);
 
 /* target.c + module.c: compiles the module and writes one output file.
  * Returns 0, or -1 after printing "nnc: error: ..." to stderr (unknown

@@ -177,8 +177,10 @@ static void print_train_comment(FILE *f, const Module *m)
         fprintf(f, " *   in   %-12s %s\n", m->inputs.data[i].name,
                 type_str(&m->inputs.data[i].type, tb, sizeof tb));
     print_optimizer(f, m);
-    fprintf(f, " * Gradients (%s_grad) and optimizer state (checkpoints: "
-               "opt.PARAM.SLOT, opt.step):\n", m->name);
+    fprintf(f,
+            " * Gradients (%s_grad) and optimizer state (checkpoints: "
+            "opt.PARAM.SLOT, opt.step):\n",
+            m->name);
     for (int i = 0; i < m->params.len; i++) {
         const ParamDecl *p = &m->params.data[i];
         if (p->frozen)
@@ -188,14 +190,16 @@ static void print_train_comment(FILE *f, const Module *m)
             fprintf(f, "%s%s.%s", s ? " " : ": ", p->name, slots[s]);
         fprintf(f, "\n");
     }
-    fprintf(f, " * backward and train_step return the loss (before the "
-               "update), or NaN after a\n * data error (an id or target out of "
-               "range; nnc_last_error() says which),\n * which leaves the "
-               "parameters and gradients unchanged.  backward overwrites\n"
-               " * the gradients; update clips them (with clip_grad_norm) and "
-               "takes one step.\n * Dropout masks are keyed by %s_init's seed "
-               "and the step: to resume from\n * a checkpoint, init with the "
-               "same seed, then load_checkpoint. */\n", m->name);
+    fprintf(f,
+            " * backward and train_step return the loss (before the "
+            "update), or NaN after a\n * data error (an id or target out of "
+            "range; nnc_last_error() says which),\n * which leaves the "
+            "parameters and gradients unchanged.  backward overwrites\n"
+            " * the gradients; update clips them (with clip_grad_norm) and "
+            "takes one step.\n * Dropout masks are keyed by %s_init's seed "
+            "and the step: to resume from\n * a checkpoint, init with the "
+            "same seed, then load_checkpoint. */\n",
+            m->name);
 }
 
 static void print_train(FILE *f, const Module *m)
@@ -208,13 +212,19 @@ static void print_train(FILE *f, const Module *m)
     fprintf(f, "float %s_backward(%s *m", n, n);
     print_all_inputs(f, m);
     fprintf(f, "); /* gradients only; returns the loss */\n");
-    fprintf(f, "void %s_update(%s *m); /* one optimizer step from the current "
-               "gradients */\n", n, n);
+    fprintf(f,
+            "void %s_update(%s *m); /* one optimizer step from the current "
+            "gradients */\n",
+            n, n);
     fprintf(f, "void %s_set_lr(%s *m, float lr);\n", n, n);
-    fprintf(f, "float *%s_grad(%s *m, const char *name); /* NULL if no such "
-               "trainable parameter */\n", n, n);
-    fprintf(f, "int %s_save_checkpoint(const %s *m, const char *path); /* "
-               "parameters + optimizer state + step */\n", n, n);
+    fprintf(f,
+            "float *%s_grad(%s *m, const char *name); /* NULL if no such "
+            "trainable parameter */\n",
+            n, n);
+    fprintf(f,
+            "int %s_save_checkpoint(const %s *m, const char *path); /* "
+            "parameters + optimizer state + step */\n",
+            n, n);
     fprintf(f, "int %s_load_checkpoint(%s *m, const char *path);\n\n", n, n);
 }
 
@@ -232,6 +242,7 @@ void cg_print_header(FILE *f, const Module *m)
     fprintf(f, "#include <stdint.h>\n\n#include \"nnc.h\"\n\n");
     fprintf(f, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
     print_declarations(f, m);
+    cg_print_memory_comment(f, m);
     fprintf(f, "typedef struct %s %s; /* one model instance, opaque */\n\n", n,
             n);
     fprintf(f,

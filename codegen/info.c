@@ -118,8 +118,8 @@ LLVMValueRef cg_emit_info(Cg *c)
                                  &m->inputs.data[i].type, -1, NULL, -1);
     for (int r = 0; r < m->n_outputs; r++) {
         Type t = ir_value_type(g, g->results.data[r]);
-        rows[k++] = tensor_entry(c, output_name(c, r), NNC_ROLE_OUTPUT, &t,
-                                 -1, NULL, -1);
+        rows[k++] = tensor_entry(c, output_name(c, r), NNC_ROLE_OUTPUT, &t, -1,
+                                 NULL, -1);
     }
     n += train_rows(c, rows + k);
     LLVMValueRef arr = LLVMConstArray(tensor_type(c), rows, (unsigned)n);

@@ -3,27 +3,27 @@
  * `NAME_new` makes exactly one 64-byte-aligned allocation of
  * CgLayout.size bytes.  This file decides what goes where, statically:
  *
- *   [ param 0 | param 1 | ... | training state | slot of every
- *     intermediate value, in graph and node order, and per-node scratch ]
+ *   [ param 0 | param 1 | ... | training state | workspace ]
  *
  * every piece starting on a 64-byte boundary.  The training state, present
  * with the training API (cg_has_train), is one gradient buffer per
  * trainable parameter, then each trainable parameter's optimizer state
  * (cg_opt_slots: momentum_buffer, or exp_avg and exp_avg_sq), then one
  * piece holding the step counter (int64_t), the learning rate (double) and
- * NAME_init's seed (uint64_t).  Values that own no memory: inputs
- * (forward's arguments), params (their own region), scan body arguments
- * (pointers into the carries, the scanned tensors or captures), reshape (a
- * view of its operand), dropout in a model without training (a view: the
- * identity) and a scan's final carries (views of its carry buffers); with
- * training, dropout's slot holds its mask and then its result.  Scratch: a
- * scan's two buffers per carry (swapped each step), attention's score
- * matrix.  A liveness-based planner will replace the placement of the
- * values and nothing else.  Everything after the training state is the
- * workspace, which NAME_init lends the initialisers as scratch (so it is
- * at least as large as they need). */
+ * NAME_init's seed (uint64_t).  The workspace holds the slots of the
+ * intermediate values and the per-node scratch (a scan's two buffers per
+ * carry, attention's score matrix) at the offsets of the memory plan
+ * (plan.c: liveness over forward and backward, in place where legal,
+ * greedy by size), checked by plan_verify.c in debug builds.  Values that
+ * own no memory: inputs (forward's arguments), params (their own region),
+ * scan body arguments, reshape, a transpose folded into matmul, dropout
+ * outside training, a scan's final carries (views of its carry buffers).
+ * NAME_init lends the workspace to the initialisers as scratch, so it is
+ * at least as large as they need.  cg_print_stats (`--emit stats`) and
+ * the header's comment report the bytes of each piece. */
 #include "codegen/cg.h"
 
+#include "codegen/plan.h"
 #include "runtime/nnc.h"
 
 static int64_t align_up(int64_t n)
@@ -83,28 +83,39 @@ static int64_t init_scratch_bytes(const Module *m)
     return need;
 }
 
-static void place_graph(const Module *m, const Graph *g, CgLayout *l, Arena *a,
-                        int64_t *off)
+/* The workspace: what the plan needs, and at least what the initialisers
+ * need. */
+static int64_t workspace_bytes(int64_t planned, const Module *m)
 {
-    int64_t *vo = arena_alloc(a, sizeof(int64_t) * (size_t)g->values.len);
-    int64_t *so = arena_alloc(a, sizeof(int64_t) * (size_t)(g->nodes.len + 1));
-    for (int v = 0; v < g->values.len; v++)
-        vo[v] = CG_NO_SLOT;
-    for (int ni = 0; ni < g->nodes.len; ni++) {
-        const Node *n = &g->nodes.data[ni];
-        for (int r = 0; r < n->n_out; r++) {
-            if (!cg_value_owns_slot(m, g, n, r))
-                continue;
-            Type t = ir_value_type(g, n->out[r]);
-            vo[n->out[r].id] = *off;
-            *off += align_up(type_bytes(&t));
-        }
-        int64_t s = cg_node_scratch_bytes(m, g, n);
-        so[ni] = s ? *off : CG_NO_SLOT;
-        *off += align_up(s);
+    int64_t init_need = init_scratch_bytes(m);
+    return planned > init_need ? planned : init_need;
+}
+
+/* Value slots and scratch from the memory plan (plan.c): offsets inside
+ * the workspace, CG_NO_SLOT for what no entry point emits or what is a
+ * view. */
+static void place_planned(const Module *m, const CgPlan *p, CgLayout *l,
+                          Arena *a)
+{
+    for (int gi = 0; gi < m->graphs.len; gi++) {
+        const Graph *g = m->graphs.data[gi];
+        l->value_off[gi] = arena_alloc(a, sizeof(int64_t) *
+                                              (size_t)(g->values.len + 1));
+        l->scratch_off[gi] =
+            arena_alloc(a, sizeof(int64_t) * (size_t)(g->nodes.len + 1));
+        for (int v = 0; v < g->values.len; v++)
+            l->value_off[gi][v] = CG_NO_SLOT;
+        for (int ni = 0; ni < g->nodes.len; ni++)
+            l->scratch_off[gi][ni] = CG_NO_SLOT;
     }
-    l->value_off[g->id] = vo;
-    l->scratch_off[g->id] = so;
+    for (int b = 0; b < p->n_bufs; b++) {
+        const CgBuffer *buf = &p->bufs[b];
+        if (buf->off == CG_NO_SLOT)
+            continue;
+        int64_t *offs = buf->scratch ? l->scratch_off[buf->graph]
+                                     : l->value_off[buf->graph];
+        offs[buf->index] = l->workspace_off + buf->off;
+    }
 }
 
 /* The main graph must end with the loss and one gradient per trainable
@@ -122,8 +133,10 @@ static void check_grads(const Module *m)
             break;
         Type t = ir_value_type(g, g->results.data[r]);
         if (!ir_type_eq(&t, &p->type))
-            ir_internal_error("codegen", "gradient result %d does not have "
-                              "the type of param '%s'", r, p->name);
+            ir_internal_error("codegen",
+                              "gradient result %d does not have "
+                              "the type of param '%s'",
+                              r, p->name);
     }
     if (trainable != m->n_grads ||
         g->results.len != m->n_outputs + 1 + m->n_grads)
@@ -188,11 +201,64 @@ CgLayout *cg_layout_new(Arena *a, const Module *m)
     l->workspace_off = off;
     l->value_off = arena_alloc(a, sizeof(int64_t *) * (size_t)m->graphs.len);
     l->scratch_off = arena_alloc(a, sizeof(int64_t *) * (size_t)m->graphs.len);
-    for (int gi = 0; gi < m->graphs.len; gi++)
-        place_graph(m, m->graphs.data[gi], l, a, &off);
-    int64_t init_need = init_scratch_bytes(m);
-    if (off - l->workspace_off < init_need)
-        off = l->workspace_off + align_up(init_need);
+    CgPlan *plan = cg_plan_new(a, m);
+#ifndef NDEBUG
+    cg_plan_verify(plan);
+#endif
+    place_planned(m, plan, l, a);
+    l->plan = plan;
+    off += align_up(workspace_bytes(plan->workspace, m));
     l->size = off > 0 ? off : CG_ALIGN;
     return l;
+}
+
+/* Bytes of the pieces of one instance, for --emit stats and the header. */
+typedef struct CgMemory {
+    int64_t params, grads, opt_state, counters, workspace, unplanned, total;
+} CgMemory;
+
+static CgMemory memory_of(const Module *m)
+{
+    Arena *a = arena_new();
+    CgLayout *l = cg_layout_new(a, m);
+    CgMemory mem = {.total = l->size,
+                    .workspace = l->size - l->workspace_off,
+                    .unplanned = align_up(
+                        workspace_bytes(l->plan->unplanned, m))};
+    for (int i = 0; i < m->params.len; i++) {
+        int64_t bytes = align_up(type_bytes(&m->params.data[i].type));
+        mem.params += bytes;
+        if (l->grad_off[i] != CG_NO_SLOT)
+            mem.grads += bytes;
+        if (l->grad_off[i] != CG_NO_SLOT)
+            mem.opt_state += bytes * l->n_slots;
+    }
+    mem.counters = l->train ? CG_ALIGN : 0;
+    arena_free(a);
+    return mem;
+}
+
+void cg_print_stats(FILE *f, const Module *m)
+{
+    CgMemory mem = memory_of(m);
+    fprintf(f, "model %s: instance memory in bytes\n", m->name);
+    fprintf(f, "  parameters       %lld\n", (long long)mem.params);
+    fprintf(f, "  gradients        %lld\n", (long long)mem.grads);
+    fprintf(f, "  optimizer state  %lld\n", (long long)mem.opt_state);
+    fprintf(f, "  step, lr, seed   %lld\n", (long long)mem.counters);
+    fprintf(f, "  workspace        %lld (peak, planned by liveness; one slot "
+               "per value: %lld)\n",
+            (long long)mem.workspace, (long long)mem.unplanned);
+    fprintf(f, "  total            %lld\n", (long long)mem.total);
+}
+
+void cg_print_memory_comment(FILE *f, const Module *m)
+{
+    CgMemory mem = memory_of(m);
+    fprintf(f,
+            "/* One instance is %lld bytes: parameters %lld, gradients %lld, "
+            "optimizer\n * state %lld, workspace %lld (planned by liveness; "
+            "peak of the\n * intermediates of forward and backward). */\n",
+            (long long)mem.total, (long long)mem.params, (long long)mem.grads,
+            (long long)mem.opt_state, (long long)mem.workspace);
 }

@@ -60,8 +60,10 @@ static void emit_clip(Cg *c)
     LLVMValueRef coef = LLVMBuildFDiv(
         c->b, f64c(c, m->train.clip_grad_norm),
         LLVMBuildFAdd(c->b, norm, f64c(c, 1e-6), ""), "clip_coef");
-    LLVMBasicBlockRef scale = cg_block(c, "clip"), done = cg_block(c, "clipped");
-    LLVMBuildCondBr(c->b, LLVMBuildFCmp(c->b, LLVMRealULT, coef, f64c(c, 1.0), ""),
+    LLVMBasicBlockRef scale = cg_block(c, "clip"),
+                      done = cg_block(c, "clipped");
+    LLVMBuildCondBr(c->b,
+                    LLVMBuildFCmp(c->b, LLVMRealULT, coef, f64c(c, 1.0), ""),
                     scale, done);
     LLVMPositionBuilderAtEnd(c->b, scale);
     LLVMValueRef coef32 = LLVMBuildFPTrunc(c->b, coef, c->f32, "");
@@ -80,8 +82,8 @@ static void emit_sgd(Cg *c, int i, LLVMValueRef lr, LLVMValueRef step)
 {
     const TrainSpec *t = &c->m->train;
     const CgLayout *l = c->lay;
-    LLVMValueRef buf = l->n_slots ? cg_inst_ptr(c, l->slot_off[0][i])
-                                  : LLVMConstNull(c->ptr);
+    LLVMValueRef buf =
+        l->n_slots ? cg_inst_ptr(c, l->slot_off[0][i]) : LLVMConstNull(c->ptr);
     LLVMValueRef a[] = {cg_inst_ptr(c, l->param_off[i]),
                         cg_inst_ptr(c, l->grad_off[i]),
                         buf,

@@ -75,7 +75,8 @@ static void clear_values(Cg *c)
 {
     for (int gi = 0; gi < c->m->graphs.len; gi++)
         memset(c->vals[gi], 0,
-               sizeof(LLVMValueRef) * (size_t)c->m->graphs.data[gi]->values.len);
+               sizeof(LLVMValueRef) *
+                   (size_t)c->m->graphs.data[gi]->values.len);
 }
 
 static void copy_grads(Cg *c, Graph *g)

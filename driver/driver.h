@@ -36,6 +36,7 @@ typedef enum EmitKind {
     EMIT_LLVM,
     EMIT_IR,
     EMIT_DOT,
+    EMIT_STATS, /* instance memory in bytes (codegen/layout.c) */
     EMIT_COUNT
 } EmitKind;
 extern const char *const driver_emit_names[EMIT_COUNT]; /* "obj", ... */

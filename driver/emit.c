@@ -9,6 +9,7 @@
  *              --header or OUT with its extension replaced by .h
  *   asm, llvm  -o OUT or stdout; a header only when --header asks
  *   ir, dot    -o OUT or stdout; a header only when --header asks
+ *   stats      the same: the bytes of one instance (cg_print_stats)
  *
  * `-o -` is stdout for every kind (then the header, too, only when
  * --header asks).
@@ -66,7 +67,7 @@ static int write_header(const Module *m, const char *path)
 
 static bool is_stdout(const char *path) { return strcmp(path, "-") == 0; }
 
-/* --emit ir and dot: to path, or stdout for "-". */
+/* --emit ir, dot and stats: to path, or stdout for "-". */
 static int emit_text(const Module *m, const Options *o, const char *path)
 {
     bool to_stdout = is_stdout(path);
@@ -80,6 +81,8 @@ static int emit_text(const Module *m, const Options *o, const char *path)
     }
     if (o->emit == EMIT_DOT)
         ir_print_dot(f, m);
+    else if (o->emit == EMIT_STATS)
+        cg_print_stats(f, m);
     else
         ir_print_module(f, m);
     bool failed = ferror(f) != 0;
@@ -133,7 +136,7 @@ int driver_emit(Arena *a, const Module *m, const Options *o)
             "the header would overwrite the output '%s'; name another "
             "with --header",
             out));
-    if (o->emit == EMIT_IR || o->emit == EMIT_DOT) {
+    if (o->emit == EMIT_IR || o->emit == EMIT_DOT || o->emit == EMIT_STATS) {
         int status = emit_text(m, o, out);
         return status || !header ? status : write_header(m, header);
     }

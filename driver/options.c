@@ -16,7 +16,7 @@
 
 const char *const driver_emit_names[EMIT_COUNT] = {
     [EMIT_OBJ] = "obj", [EMIT_ASM] = "asm", [EMIT_LLVM] = "llvm",
-    [EMIT_IR] = "ir",   [EMIT_DOT] = "dot",
+    [EMIT_IR] = "ir",   [EMIT_DOT] = "dot", [EMIT_STATS] = "stats",
 };
 
 typedef enum CliOption {
@@ -89,7 +89,8 @@ static const OptionSpec option_specs[] = {
     {CLI_EMIT, "--emit", "--emit obj|asm|llvm|ir|dot", true, false, IN_COMPILE,
      S_COMPILE,
      "object (default), assembly, LLVM IR text,\n"
-     "nnc graph IR text or Graphviz"},
+     "nnc graph IR text or Graphviz; --emit stats:\n"
+     "the instance's memory (planned workspace)"},
     {CLI_NO_FUSE, "--no-fuse", "--no-fuse", false, false, IN_COMPILE | IN_RUN,
      S_COMPILE, "skip the fusion passes"},
     {CLI_NO_TRAIN, "--no-train", "--no-train", false, false,

@@ -5,7 +5,7 @@
  * steps of interface.md then run in its order, each on the same inputs,
  * and the first failure ends the run:
  *
- *   load or initialise the parameters (--params, else NAME_init(--seed))
+ *   NAME_init(--seed), then --params loaded over the initial values
  *   read the inputs (--inputs: exactly the model's inputs)
  *   --outputs      forward, outputs written under their names
  *   --grads        backward once; each trainable parameter's gradient
@@ -221,14 +221,14 @@ static int runtime_error(bool file_message)
     return EXIT_MODEL_ERROR;
 }
 
+/* NAME_init(--seed) always: it also sets the seed that keys dropout in
+ * training (the header's recipe: init with the seed, then load). */
 static int step_params(Run *r)
 {
-    if (!r->o->params_path) {
-        r->fn.init(r->inst, r->o->seed);
-        return EXIT_SUCCESS;
-    }
-    return r->fn.load(r->inst, r->o->params_path) ? runtime_error(true)
-                                                  : EXIT_SUCCESS;
+    r->fn.init(r->inst, r->o->seed);
+    if (r->o->params_path && r->fn.load(r->inst, r->o->params_path))
+        return runtime_error(true);
+    return EXIT_SUCCESS;
 }
 
 static int step_inputs(Run *r)

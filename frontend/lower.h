@@ -35,8 +35,10 @@
 
 /* ... and past this depth of nested expressions and fn expansions, which
  * the lowering recurses through: the parser bounds one expression's height,
- * but a chain of fns each calling the previous nests without bound. */
-#define LW_MAX_DEPTH 4096
+ * but a chain of fns each calling the previous nests without bound.  1024
+ * keeps the deepest recursion inside an 8 MB stack even with ASan's larger
+ * frames (4096 overflowed it). */
+#define LW_MAX_DEPTH 1024
 
 /* ---- graphs being built ------------------------------------------------ */
 

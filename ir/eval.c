@@ -268,7 +268,7 @@ static EvalTensor slice_row(const EvalTensor *x, int64_t t)
     return s;
 }
 
-static void run_graph_free(EvalTensor *ts, int n)
+static void free_values(EvalTensor *ts, int n)
 {
     for (int i = 0; i < n; i++)
         ir_eval_tensor_free(&ts[i]);
@@ -472,7 +472,7 @@ static bool eval_graph(Eval *outer, const Graph *g, const EvalTensor *args,
         memcpy(results[r].data, v->data,
                sizeof(double) * (size_t)ir_type_numel(&v->type));
     }
-    run_graph_free(e.vals, g->values.len);
+    free_values(e.vals, g->values.len);
     free(live);
     return ok;
 }

@@ -75,6 +75,9 @@ Value ad_gradient(Ad *ad, Value v);
  * failure is an internal error naming the op. */
 Type gb_type(Ad *ad, Value v);
 Value gb_node(Ad *ad, Op op, const Value *in, int n_in, const Attrs *attr);
+/* A node with up to max_out results, written to outs (may be NULL). */
+Value gb_node_results(Ad *ad, Op op, const Value *in, int n_in,
+                      const Attrs *attr, int max_out, Value *outs);
 Value gb_unary(Ad *ad, Op op, Value x);
 Value gb_binary(Ad *ad, Op op, Value a, Value b); /* folds 0 and 1 */
 Value gb_add(Ad *ad, Value a, Value b);

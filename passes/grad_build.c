@@ -15,15 +15,33 @@
 
 Type gb_type(Ad *ad, Value v) { return ir_value_type(ad->g, v); }
 
-Value gb_node(Ad *ad, Op op, const Value *in, int n_in, const Attrs *attr)
+/* ir_add without its limit of 64 operands (a scan's backward takes more
+ * than its forward, a concat may join many pieces). */
+Value gb_node_results(Ad *ad, Op op, const Value *in, int n_in,
+                      const Attrs *attr, int max_out, Value *outs)
 {
+    Arena *a = ad->m->arena;
+    Type *in_t = arena_alloc(a, sizeof(Type) * (size_t)(n_in + 1));
+    Type *out_t = arena_alloc(a, sizeof(Type) * (size_t)max_out);
+    for (int i = 0; i < n_in; i++)
+        in_t[i] = gb_type(ad, in[i]);
+    Attrs at = attr ? *attr : (Attrs){0};
     char err[512];
-    Value v = ir_add(ad->m, ad->g, op, in, n_in, attr, (SrcLoc){0}, NULL, err,
-                     sizeof err);
-    if (v.id == 0)
+    int n =
+        ir_infer(ad->m, op, in_t, n_in, &at, out_t, max_out, err, sizeof err);
+    if (n <= 0)
         ir_internal_error("autodiff", "graph %s: building %s: %s", ad->g->name,
                           ir_op_info[op].name, err);
-    return v;
+    int32_t id = ir_add_typed(ad->g, op, in, n_in, &at, (SrcLoc){0}, out_t, n);
+    const Node *node = &ad->g->nodes.data[id];
+    if (outs)
+        memcpy(outs, node->out, sizeof(Value) * (size_t)n);
+    return node->out[0];
+}
+
+Value gb_node(Ad *ad, Op op, const Value *in, int n_in, const Attrs *attr)
+{
+    return gb_node_results(ad, op, in, n_in, attr, 1, NULL);
 }
 
 Value gb_unary(Ad *ad, Op op, Value x) { return gb_node(ad, op, &x, 1, NULL); }
@@ -182,10 +200,24 @@ Value gb_slice(Ad *ad, Value x, const int64_t *start, const int64_t *stop)
     return gb_node(ad, OP_SLICE, &x, 1, &a);
 }
 
+/* Concatenation is associative: more parts than the builder and the
+ * reader take in one node (64) are joined in groups, then the groups. */
 Value gb_concat(Ad *ad, const Value *parts, int n, int axis)
 {
+    enum { MAX_PARTS = 64 };
     if (n == 1)
         return parts[0];
+    if (n > MAX_PARTS) {
+        int groups = (n + MAX_PARTS - 1) / MAX_PARTS;
+        Value *joined =
+            arena_alloc(ad->m->arena, sizeof(Value) * (size_t)groups);
+        for (int i = 0; i < groups; i++) {
+            int len =
+                n - i * MAX_PARTS < MAX_PARTS ? n - i * MAX_PARTS : MAX_PARTS;
+            joined[i] = gb_concat(ad, parts + i * MAX_PARTS, len, axis);
+        }
+        return gb_concat(ad, joined, groups, axis);
+    }
     Attrs a = {.axis = axis};
     return gb_node(ad, OP_CONCAT, parts, n, &a);
 }

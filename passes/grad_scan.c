@@ -373,12 +373,7 @@ void grad_scan(Ad *ad, GradCall *c)
                .flag = !c->n.attr.flag};
     Value *outs =
         arena_alloc(m->arena, sizeof(Value) * (size_t)(bb->results.len + 1));
-    char err[512];
-    if (!ir_add(m, ad->g, OP_SCAN, ops, n_ops, &a, (SrcLoc){0}, outs, err,
-                sizeof err)
-             .id)
-        ir_internal_error("autodiff", "graph %s: the backward scan: %s",
-                          ad->g->name, err);
+    gb_node_results(ad, OP_SCAN, ops, n_ops, &a, bb->results.len, outs);
     int r = 0;
     for (int i = 0; i < p.nc; i++)
         if (p.carry_grad[i]) {

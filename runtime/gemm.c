@@ -16,6 +16,15 @@
 
 /* Below this many multiply-adds a product runs on the calling thread. */
 #define GEMM_PARALLEL_FLOPS (64 * 64 * 64)
+/* OpenBLAS 0.3.21 takes products of up to 100^3 multiply-adds through its
+ * small-matrix kernels, and the non-transposed one mallocs a packing
+ * buffer on each call when k >= GEMM_OPENBLAS_PACK_K (measured: every
+ * shape up to 40^3 and the 100^3 boundary, see gemm_small.c).  Exactly
+ * those products use our kernel; everything else stays with OpenBLAS,
+ * which is 2-8x faster than it (its dispatch costs ~0.1 us, so even tiny
+ * products gain nothing from ours). */
+#define GEMM_OPENBLAS_SMALL_FLOPS (100.0 * 100.0 * 100.0)
+#define GEMM_OPENBLAS_PACK_K      32
 
 typedef struct Gemm {
     int ta, tb;
@@ -24,10 +33,25 @@ typedef struct Gemm {
     const float *a, *b;
     float *c;
     int64_t lda, ldb, ldc;
+    int own; /* our kernel: chosen once for the whole product */
 } Gemm;
+
+/* Decided on the whole product, before any split, so that the kernel (and
+ * with it the bits) does not depend on the thread count. */
+static int gemm_use_own(const Gemm *g)
+{
+    double flops = (double)g->m * (double)g->n * (double)g->k;
+    return !g->ta && !g->tb && g->k >= GEMM_OPENBLAS_PACK_K &&
+           flops <= GEMM_OPENBLAS_SMALL_FLOPS;
+}
 
 static void gemm_serial(const Gemm *g)
 {
+    if (g->own) {
+        nncrt_sgemm_small(g->ta, g->tb, g->m, g->n, g->k, g->alpha, g->a,
+                          g->lda, g->b, g->ldb, g->beta, g->c, g->ldc);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
                 g->tb ? CblasTrans : CblasNoTrans, (int)g->m, (int)g->n,
                 (int)g->k, g->alpha, g->a, (int)g->lda, g->b, (int)g->ldb,
@@ -76,6 +100,7 @@ static void gemm_run(Gemm *g)
 {
     if (g->m == 0 || g->n == 0)
         return;
+    g->own = gemm_use_own(g);
     double flops = (double)g->m * (double)g->n * (double)g->k;
     if (flops < GEMM_PARALLEL_FLOPS || nnc_get_num_threads() == 1)
         gemm_serial(g);
@@ -91,7 +116,7 @@ int nnc_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
 {
     nncrt_setup();
     Gemm g = {trans_a != 0, trans_b != 0, m,  n, k, alpha, beta, a, b, c,
-              lda,          ldb,          ldc};
+              lda,          ldb,          ldc, 0};
     int rc = gemm_check(&g);
     if (rc == NNC_OK)
         gemm_run(&g);
@@ -123,13 +148,14 @@ int nnc_sgemm_batched(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
 {
     nncrt_setup();
     Batch bt = {{trans_a != 0, trans_b != 0, m, n, k, alpha, beta, a, b, c, lda,
-                 ldb, ldc},
+                 ldb, ldc, 0},
                 stride_a,
                 stride_b,
                 stride_c};
     int rc = gemm_check(&bt.g);
     if (rc != NNC_OK || batch <= 0 || m == 0 || n == 0)
         return rc;
+    bt.g.own = gemm_use_own(&bt.g);
     double flops = (double)m * (double)n * (double)k;
     int threads = nnc_get_num_threads();
     if (batch >= threads || flops * (double)batch < GEMM_PARALLEL_FLOPS) {

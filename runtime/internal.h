@@ -46,6 +46,13 @@ void nncrt_fill_normal(float *dst, int64_t n, double mean, double std,
 /* Reads NNC_NUM_THREADS and pins OpenBLAS to one thread; idempotent. */
 void nncrt_setup(void);
 
+/* gemm_small.c: row-major C = alpha op(A) op(B) + beta C without OpenBLAS;
+ * each element summed over k in order (bit-identical however C is cut). */
+void nncrt_sgemm_small(int ta, int tb, int64_t m, int64_t n, int64_t k,
+                       float alpha, const float *a, int64_t lda,
+                       const float *b, int64_t ldb, float beta, float *c,
+                       int64_t ldc);
+
 /* ---- json.c: strict JSON (RFC 8259) into a small tree -------------------- */
 
 typedef enum JsonType {

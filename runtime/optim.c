@@ -148,14 +148,14 @@ void nnc_sgd_step(float *param, const float *grad, float *momentum_buffer,
 {
     if (!param || !grad || (momentum != 0.0 && !momentum_buffer))
         return;
-    Sgd j = {param,
-             grad,
-             momentum_buffer,
-             (float)-lr,
-             (float)momentum,
-             (float)weight_decay,
-             nesterov != 0,
-             step <= 1};
+    Sgd j = {.param = param,
+             .grad = grad,
+             .buf = momentum_buffer,
+             .neg_lr = (float)-lr,
+             .momentum = (float)momentum,
+             .weight_decay = (float)weight_decay,
+             .nesterov = nesterov != 0,
+             .first = step <= 1};
     run_range(n, sgd_range, &j);
 }
 
@@ -201,8 +201,8 @@ static void adam_range(void *ctx, int64_t begin, int64_t end)
 
 void nnc_adam_step(float *param, const float *grad, float *exp_avg,
                    float *exp_avg_sq, int64_t n, double lr, double beta1,
-                   double beta2, double eps, double weight_decay,
-                   int decoupled, int64_t step)
+                   double beta2, double eps, double weight_decay, int decoupled,
+                   int64_t step)
 {
     if (!param || !grad || !exp_avg || !exp_avg_sq || step < 1)
         return;

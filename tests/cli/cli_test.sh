@@ -44,9 +44,9 @@ expect_text() { grep -qF -- "$2" "$1" || fail "$1 does not contain: $2"; }
 expect_no_text() { ! grep -qF -- "$2" "$1" || fail "$1 should not contain: $2"; }
 count() { grep -cF -- "$2" "$1"; }
 
-# st_zeros FILE HEADER_JSON NBYTES: a safetensors file whose data is NBYTES
-# zero bytes (the header padded with spaces to a multiple of 8).
-st_zeros() {
+# st_data FILE HEADER_JSON: a safetensors file with the data read from
+# stdin (the header padded with spaces to a multiple of 8).
+st_data() {
     local header=$2
     while [ $((${#header} % 8)) -ne 0 ]; do header="$header "; done
     local n=${#header}
@@ -55,8 +55,11 @@ st_zeros() {
     # shellcheck disable=SC2059  # $len holds the escapes of the two bytes
     printf "$len\\x00\\x00\\x00\\x00\\x00\\x00" >"$1"
     printf '%s' "$header" >>"$1"
-    head -c "$3" /dev/zero >>"$1"
+    cat >>"$1"
 }
+
+# st_zeros FILE HEADER_JSON NBYTES: the data is NBYTES zero bytes.
+st_zeros() { head -c "$3" /dev/zero | st_data "$1" "$2"; }
 good_inputs='{"x":{"dtype":"F32","shape":[4,3],"data_offsets":[0,48]},"y":{"dtype":"I32","shape":[4],"data_offsets":[48,64]}}'
 
 # The pipeline as --help lists it, separated by $1 (", " or " ").
@@ -163,6 +166,30 @@ case_run_training_requests() {
     run run --ir-in loss_param.ir --grads g.safetensors
     expect_usage_error "--grads: the model has a parameter named 'loss', the name the gradient file gives the loss"
     [ ! -e g.safetensors ] || fail "wrote g.safetensors"
+}
+
+# --seed keys dropout in training even when --params replaces the initial
+# values: the same seed gives the same gradients, another seed others.
+case_run_seed_keys_dropout() {
+    printf '%s\n' 'input x : f32[4, 3]' 'input y : i32[4]' \
+        'param W : f32[3, 8] = xavier_uniform' 'param V : f32[8, 2] = xavier_uniform' \
+        'logits = dropout(relu(x @ W), 0.5) @ V' 'loss = cross_entropy(logits, y)' \
+        'output logits' 'train loss with sgd(lr = 0.1)' >drop.nn
+    # x: twelve 1.0f, y: four 0
+    { for _ in $(seq 12); do printf '\x00\x00\x80\x3f'; done; head -c 16 /dev/zero; } |
+        st_data in.safetensors "$good_inputs"
+    run run drop.nn --seed 9 --save p.safetensors
+    expect_status 0
+    local s
+    for s in 1 1b 2; do
+        run run drop.nn --params p.safetensors --inputs in.safetensors --seed "${s%b}" \
+            --grads "g$s.safetensors"
+        expect_status 0
+        expect_empty err
+    done
+    cmp -s g1.safetensors g1b.safetensors || fail "the same seed gave other gradients"
+    cmp -s g1.safetensors g2.safetensors && fail "seeds 1 and 2 gave the same dropout masks"
+    return 0
 }
 
 case_header_overwrites_output() {

@@ -37,7 +37,8 @@ static void check_round_trip(const Module *m)
     diag.out = stderr;
     Module *again = ir_read_module(arena, text1, len1, &diag);
     if (!again) {
-        fprintf(stderr, "the reader rejects what the printer wrote:\n%s", text1);
+        fprintf(stderr, "the reader rejects what the printer wrote:\n%s",
+                text1);
         abort();
     }
     char *text2 = print_to_string(again, &len2);

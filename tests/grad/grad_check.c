@@ -31,11 +31,41 @@ Module *gc_read_ir(Arena *a, const char *text)
     return ir_read_module(a, text, strlen(text), &d);
 }
 
+static char *print_module(const Module *m)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ir_print_module(f, m);
+    fclose(f);
+    return buf;
+}
+
+/* The differentiated module prints as text that reads back to itself. */
+static void check_round_trip(const Module *m)
+{
+    char *text = print_module(m);
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, "round-trip.ir", text, strlen(text));
+    Module *back = ir_read_module(a, text, strlen(text), &d);
+    char *again = back ? print_module(back) : NULL;
+    if (!again || strcmp(text, again) != 0) {
+        fprintf(stderr, "print -> read -> print differs for model %s\n",
+                m->name);
+        abort();
+    }
+    free(again);
+    free(text);
+    arena_free(a);
+}
+
 void gc_differentiate(Module *m)
 {
     PassCtx ctx = {.m = m, .arena = m->arena};
     int id = pass_by_name("autodiff");
     pass_run_list(m, &ctx, &(PassOptions){.verify_each = true}, &id, 1);
+    check_round_trip(m);
 }
 
 bool gc_has_op(const Module *m, Op op)

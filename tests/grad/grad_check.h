@@ -26,7 +26,8 @@ Module *gc_compile(Arena *a, const char *src, const char *const *dims,
                    int n_dims);
 /* Reads IR text; NULL after printing the errors. */
 Module *gc_read_ir(Arena *a, const char *text);
-/* Runs the autodiff pass and the verifier (an invalid module aborts). */
+/* Runs the autodiff pass and the verifier, and checks that the result
+ * prints as text that reads back to the same text (any failure aborts). */
 void gc_differentiate(Module *m);
 
 /* Differentiates m and fills inputs and params: f32 values from

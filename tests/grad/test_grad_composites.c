@@ -264,6 +264,53 @@ static const char shared_body[] =
     "  %5 = tanh %4 : f32[2, 4]\n"
     "  return %5, %5\n}\n";
 
+/* Many operands: splits into 40 and 70 parts (the gradient's concat
+ * joins more than 64 parts in groups) and a scan reading 40 params, whose
+ * backward scan takes more than 64 operands. */
+static void test_many_operands(void **state)
+{
+    (void)state;
+    Arena *a = arena_new();
+    char *decl = "", *use = "", *sum = "0";
+    for (int i = 0; i < 40; i++) {
+        decl = arena_printf(a, "%sparam k%d : f32[2] = zeros\n", decl, i);
+        use = arena_printf(a, "%s + k%d * %d", use, i, i % 3 + 1);
+        sum = arena_printf(a, "%s + sum(parts_%d * %d)", sum, i, i % 5);
+    }
+    char *scan = arena_printf(
+        a,
+        "model t\ninput xs : f32[3, 2]\nparam h0 : f32[2] = zeros\n%s"
+        "fn step(h, x) {\n  h = tanh(h * x%s)\n  return h, h\n}\n"
+        "h, hs = scan(step, init = h0, over = xs)\n"
+        "train sum(hs * hs) with sgd(lr = 0.1)\n",
+        decl, use);
+    check_model("scan_40_captures", scan, 0, 0.3);
+    char *names = "parts_0";
+    for (int i = 1; i < 40; i++)
+        names = arena_printf(a, "%s, parts_%d", names, i);
+    char *split = arena_printf(
+        a,
+        "model t\nparam x : f32[2, 80] = zeros\n"
+        "%s = split(x * x, 40, axis = 1)\ntrain %s with sgd(lr = 0.1)\n",
+        names, sum);
+    check_model("split_40", split, 0, 1.0);
+    /* 70 pieces, every other one read: 70 parts and gaps in one concat */
+    names = "parts_0";
+    sum = "0";
+    for (int i = 1; i < 70; i++) {
+        names = arena_printf(a, "%s, parts_%d", names, i);
+        if (i % 2)
+            sum = arena_printf(a, "%s + sum(parts_%d * %d)", sum, i, i % 5);
+    }
+    split = arena_printf(a,
+                         "model t\nparam x : f32[2, 70] = zeros\n"
+                         "%s = split(x * x, 70, axis = 1)\ntrain %s with "
+                         "sgd(lr = 0.1)\n",
+                         names, sum);
+    check_model("split_70", split, 0, 1.0);
+    arena_free(a);
+}
+
 static void test_params(void **state)
 {
     (void)state;
@@ -279,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_scans),
         cmocka_unit_test(test_composites),
         cmocka_unit_test(test_params),
+        cmocka_unit_test(test_many_operands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,8 +5,8 @@
 
 #include <stdio.h>
 
-void alloc_hook_arm(void);     /* start counting from zero */
-long alloc_hook_disarm(void);  /* stop; the number of allocating calls */
+void alloc_hook_arm(void);      /* start counting from zero */
+long alloc_hook_disarm(void);   /* stop; the number of allocating calls */
 void alloc_hook_print(FILE *f); /* the first callers, by symbol */
 
 #endif

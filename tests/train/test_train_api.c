@@ -61,8 +61,8 @@ static void lin_grads_ref(const LinData *d, double *gw, double *gb,
 
 static void test_backward_overwrites(void **state)
 {
-    TB t = lin_model("lin_bw", spec_adam(OPT_ADAM, 0.01, 0.9, 0.999, 1e-8, 0, 0),
-                     0);
+    TB t = lin_model("lin_bw",
+                     spec_adam(OPT_ADAM, 0.01, 0.9, 0.999, 1e-8, 0, 0), 0);
     CgJit *j = jit_module(t.m);
     Api a = api_get(j, t.m);
     LinData d = lin_data(11);
@@ -232,8 +232,10 @@ static void test_dropout_in_scan(void **state)
     shift_params(&a, inst, g, -2 * eps);
     float down = a.backward(inst, in);
     double fd = ((double)up - down) / (2 * eps);
-    fprintf(stderr, "dropout in scan: loss %g, |g|^2 %.6g, central difference "
-                    "%.6g\n", loss, g2, fd);
+    fprintf(stderr,
+            "dropout in scan: loss %g, |g|^2 %.6g, central difference "
+            "%.6g\n",
+            loss, g2, fd);
     assert_true(fabs(fd - g2) <= 1e-2 * g2);
     /* the same parameters under another seed: other masks, another loss */
     void *other = a.new_();
@@ -293,8 +295,11 @@ static void check_checkpoint_file(const Api *a, const char *path, void *inst)
         dst[n] = buf[n];
         n++;
     }
-    want[n] = (nnc_tensor_info){.name = "opt.step", .dtype = NNC_I64,
-                                .numel = 1, .offset = -1, .param = -1};
+    want[n] = (nnc_tensor_info){.name = "opt.step",
+                                .dtype = NNC_I64,
+                                .numel = 1,
+                                .offset = -1,
+                                .param = -1};
     dst[n++] = &step;
     int rc = nnc_st_load_exact(path, n, want, dst);
     if (rc)
@@ -329,8 +334,9 @@ static void check_resume(const char *name, TrainSpec spec, double p)
         got[s] = a.train_step(resumed, in);
     assert_memory_equal(got, want, sizeof want);
     expect_same_state(&a, straight, resumed);
-    fprintf(stderr, "%s: resumed after 3 of 6 steps, identical; loss %g -> %g\n",
-            name, want[0], want[5]);
+    fprintf(stderr,
+            "%s: resumed after 3 of 6 steps, identical; loss %g -> %g\n", name,
+            want[0], want[5]);
     a.free_(straight);
     a.free_(resumed);
     tb_free(&t, j);
@@ -349,8 +355,9 @@ static void test_checkpoint_resume(void **state)
  * arithmetic at any level). */
 static void test_opt_levels(void **state)
 {
-    TB t = lin_model("lin_levels",
-                     spec_adam(OPT_ADAM, 0.05, 0.9, 0.999, 1e-8, 0.01, 0.5), 0.3);
+    TB t =
+        lin_model("lin_levels",
+                  spec_adam(OPT_ADAM, 0.05, 0.9, 0.999, 1e-8, 0.01, 0.5), 0.3);
     LinData d = lin_data(8);
     void *in[] = {d.x, d.y};
     float want[LI * LO], loss[3][4];
@@ -372,16 +379,15 @@ static void test_opt_levels(void **state)
 
 /* ---- data errors ---------------------------------------------------------- */
 
-static const char *lookup_src =
-    "model lookup\n"
-    "dim B = 4\ndim V = 5\ndim D = 3\n"
-    "input ids : i32[B]\ninput y : i32[B]\n"
-    "param E : f32[V, D] = normal(1)\n"
-    "param W : f32[D, V] = xavier_uniform\n"
-    "logits = E[ids] @ W\n"
-    "loss = cross_entropy(logits, y)\n"
-    "output logits\n"
-    "train loss with adam(lr = 0.01)\n";
+static const char *lookup_src = "model lookup\n"
+                                "dim B = 4\ndim V = 5\ndim D = 3\n"
+                                "input ids : i32[B]\ninput y : i32[B]\n"
+                                "param E : f32[V, D] = normal(1)\n"
+                                "param W : f32[D, V] = xavier_uniform\n"
+                                "logits = E[ids] @ W\n"
+                                "loss = cross_entropy(logits, y)\n"
+                                "output logits\n"
+                                "train loss with adam(lr = 0.01)\n";
 
 /* A bad call: NaN, the message, nothing changed since `before`. */
 static void expect_rejected(const Api *a, void *inst, void *snap, float loss,
@@ -409,7 +415,8 @@ static void test_data_errors(void **state)
     assert_false(isnan(a.train_step(inst, in)));
     assert_false(isnan(a.backward(inst, in)));
     void *snap = malloc((size_t)info->workspace_offset);
-    memcpy(snap, inst, (size_t)info->workspace_offset); /* params, grads, state */
+    memcpy(snap, inst,
+           (size_t)info->workspace_offset); /* params, grads, state */
     ids[2] = 9;
     expect_rejected(&a, inst, snap, a.backward(inst, in),
                     "id 9 at position [2] is outside 0..4");

@@ -35,8 +35,8 @@ static void make_inputs(const Module *m, void **bufs, nnc_tensor_info *ti)
     }
 }
 
-static void run_torch(const char *model, const char *params,
-                      const char *inputs, const char *out, const char *defines)
+static void run_torch(const char *model, const char *params, const char *inputs,
+                      const char *out, const char *defines)
 {
     char cmd[4096], dflags[256] = "";
     for (const char *p = defines; *p;) {
@@ -108,10 +108,10 @@ static void check_model(const char *file, const char *defines)
             loss, want[n][0], e);
     for (int i = 0; i < n; i++) {
         const ParamDecl *p = &m->params.data[i];
-        double ei = rel_l2(a.grad(inst, p->name), want[i],
-                           ir_type_numel(&p->type));
-        fprintf(stderr, "%s: grad %-6s relative L2 error %.2e\n", file,
-                p->name, ei);
+        double ei =
+            rel_l2(a.grad(inst, p->name), want[i], ir_type_numel(&p->type));
+        fprintf(stderr, "%s: grad %-6s relative L2 error %.2e\n", file, p->name,
+                ei);
         worst = ei > worst ? ei : worst;
         free(want[i]);
     }

@@ -39,8 +39,9 @@ static void test_sum_squares(void **state)
     assert_memory_equal(&got[0], &got[2], sizeof(double));
     assert_true(fabsl(got[0] - ref) <= 1e-12L * ref);
     assert_true(nnc_sum_squares(x, 0) == 0.0);
-    assert_true(nnc_sum_squares(x, 3) ==
-                (double)x[0] * x[0] + (double)x[1] * x[1] + (double)x[2] * x[2]);
+    assert_true(nnc_sum_squares(x, 3) == (double)x[0] * x[0] +
+                                             (double)x[1] * x[1] +
+                                             (double)x[2] * x[2]);
     free(x);
 }
 
@@ -116,8 +117,8 @@ static void test_sgd_step(void **state)
     const struct {
         float mu, wd;
         bool nesterov;
-    } cases[] = {{0, 0, false}, {0.9f, 0, false}, {0.9f, 0.01f, true},
-                 {0, 0.1f, false}};
+    } cases[] = {
+        {0, 0, false}, {0.9f, 0, false}, {0.9f, 0.01f, true}, {0, 0.1f, false}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         Bufs b = bufs_new();
         for (int64_t t = 1; t <= 3; t++) {

@@ -79,30 +79,38 @@ static void write_program(const Module *m, const char *path)
     cg_forward_inputs(m, used);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fprintf(f, "#include <math.h>\n#include <stdio.h>\n\n#include \"%s.h\"\n"
-               "#include \"alloc_hook.h\"\n\n", n);
+    fprintf(f,
+            "#include <math.h>\n#include <stdio.h>\n\n#include \"%s.h\"\n"
+            "#include \"alloc_hook.h\"\n\n",
+            n);
     write_arrays(f, m);
-    fprintf(f, "static void noop(void *c, int64_t b, int64_t e)\n"
-               "{ (void)c; (void)b; (void)e; }\n\n"
-               "int main(int argc, char **argv)\n{\n    (void)argv;\n"
-               "    fill();\n"
-               "    if (argc > 1) nnc_parallel_for(1 << 20, noop, NULL);\n"
-               "    %s *m = %s_new();\n    if (!m) return 2;\n"
-               "    alloc_hook_arm();\n    %s_init(m, 7);\n", n, n, n);
+    fprintf(f,
+            "static void noop(void *c, int64_t b, int64_t e)\n"
+            "{ (void)c; (void)b; (void)e; }\n\n"
+            "int main(int argc, char **argv)\n{\n    (void)argv;\n"
+            "    fill();\n"
+            "    if (argc > 1) nnc_parallel_for(1 << 20, noop, NULL);\n"
+            "    %s *m = %s_new();\n    if (!m) return 2;\n"
+            "    alloc_hook_arm();\n    %s_init(m, 7);\n",
+            n, n, n);
     fprintf(f, "    int rc = %s_forward(m, ", n);
     arg_list(f, m, used, true);
     fprintf(f, ");\n    float first = %s_backward(m, ", n);
     arg_list(f, m, NULL, false);
-    fprintf(f, ");\n    %s_update(m);\n    float loss = first;\n"
-               "    for (int s = 0; s < 3; s++) loss = %s_train_step(m, ", n, n);
+    fprintf(f,
+            ");\n    %s_update(m);\n    float loss = first;\n"
+            "    for (int s = 0; s < 3; s++) loss = %s_train_step(m, ",
+            n, n);
     arg_list(f, m, NULL, false);
-    fprintf(f, ");\n    %s_set_lr(m, 1e-4f);\n"
-               "    float *g = %s_grad(m, \"%s\"), *p = %s_param(m, \"%s\");\n"
-               "    long calls = alloc_hook_disarm();\n"
-               "    printf(\"%s: %%ld allocating calls after %s_new (forward %%d, "
-               "loss %%g -> %%g)\\n\", calls, rc, first, loss);\n"
-               "    alloc_hook_print(stdout);\n    %s_free(m);\n"
-               "    return calls == 0 && rc == 0 && !isnan(loss) && g && p ? 0 : 1;\n}\n",
+    fprintf(f,
+            ");\n    %s_set_lr(m, 1e-4f);\n"
+            "    float *g = %s_grad(m, \"%s\"), *p = %s_param(m, \"%s\");\n"
+            "    long calls = alloc_hook_disarm();\n"
+            "    printf(\"%s: %%ld allocating calls after %s_new (forward %%d, "
+            "loss %%g -> %%g)\\n\", calls, rc, first, loss);\n"
+            "    alloc_hook_print(stdout);\n    %s_free(m);\n"
+            "    return calls == 0 && rc == 0 && !isnan(loss) && g && p ? 0 : "
+            "1;\n}\n",
             n, n, first_trainable(m), n, first_trainable(m), n, n, n);
     fclose(f);
 }
@@ -134,8 +142,8 @@ static void check_module(const Module *m, const char *env, const char *args)
 
 static void test_linear_dropout(void **state)
 {
-    TB t = lin_model("lin_na",
-                     spec_adam(OPT_ADAM, 0.01, 0.9, 0.999, 1e-8, 0.01, 0.5), 0.3);
+    TB t = lin_model(
+        "lin_na", spec_adam(OPT_ADAM, 0.01, 0.9, 0.999, 1e-8, 0.01, 0.5), 0.3);
     check_module(t.m, "NNC_NUM_THREADS=1", "");
     arena_free(t.arena);
 }

@@ -230,7 +230,8 @@ static void test_optimizers_match_torch(void **state)
     double worst = 0;
     for (int k = 0; k < N_CONFIGS; k++)
         check_config(k, &d, prefix, &worst);
-    fprintf(stderr, "%d configurations, %d steps: worst relative L2 error %.2e\n",
+    fprintf(stderr,
+            "%d configurations, %d steps: worst relative L2 error %.2e\n",
             N_CONFIGS, STEPS, worst);
 }
 

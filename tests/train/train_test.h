@@ -44,9 +44,9 @@ static inline TB lin_model(const char *name, TrainSpec spec, double p)
     tb_output(&t, pred, "pred");
     ir_add_result(t.m, t.g, tb_op2(&t, OP_MSE, pred, y), "loss");
     Value r = tb_op2(&t, OP_SUB, pred, y);
-    Value dh = tb_op2(&t, OP_MUL,
-                      tb_op2(&t, OP_MUL, r, tb_const(&t, 2.0 / (LB * LO), F32S)),
-                      f);
+    Value dh =
+        tb_op2(&t, OP_MUL,
+               tb_op2(&t, OP_MUL, r, tb_const(&t, 2.0 / (LB * LO), F32S)), f);
     Value dz = p > 0 ? tb_opa(&t, OP_DROPOUT, drop, 1, dh) : dh;
     Value dw = tb_op2(&t, OP_MATMUL, tb_op1(&t, OP_TRANSPOSE, x), dz);
     Attrs sum0 = {.axes = 1};
@@ -202,7 +202,8 @@ static inline Api api_get(CgJit *j, const Module *m)
     a.set_lr = (void (*)(void *, float))api_sym(j, m, "set_lr");
     a.save_ckpt =
         (int (*)(const void *, const char *))api_sym(j, m, "save_checkpoint");
-    a.load_ckpt = (int (*)(void *, const char *))api_sym(j, m, "load_checkpoint");
+    a.load_ckpt =
+        (int (*)(void *, const char *))api_sym(j, m, "load_checkpoint");
     return a;
 }
 

@@ -364,6 +364,11 @@ static void test_kinks_and_ties_follow_pytorch(void **state)
     gradients_at("param a : f32[4] = zeros\n", "max(a) * 6",
                  (const double *const[]){c}, g);
     expect_grad(&g[0], (double[]){0, 3, 3, 0});
+    /* gelu's Phi(x) is read off gelu(x) / x, except at 0 */
+    double zero[1] = {0};
+    gradients_at("param a : f32[1] = zeros\n", "sum(gelu(a))",
+                 (const double *const[]){zero}, g);
+    expect_grad(&g[0], (double[]){0.5});
     /* no gradient through comparisons, where's condition or pow's p = 0 */
     gradients_at("param a : f32[4] = zeros\nparam b : f32[4] = zeros\n",
                  "sum((a > b) * 3) + sum(where(a, b, b * 2)) + sum(pow(a, 0))",
