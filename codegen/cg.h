@@ -165,6 +165,7 @@ typedef enum CgRtFn {
     CG_RT_SCALE,        /* nnc_scale */
     CG_RT_SGD_STEP,     /* nnc_sgd_step */
     CG_RT_ADAM_STEP,    /* nnc_adam_step */
+    CG_RT_PREPARE,      /* nnc_runtime_prepare */
     CG_RT_COUNT
 } CgRtFn;
 extern const char *const cg_rt_names[CG_RT_COUNT];

@@ -87,10 +87,12 @@ void cg_print_header(FILE *f, const Module *m);
 void cg_print_stats(FILE *f, const Module *m);
 void cg_print_memory_comment(FILE *f, const Module *m);
 
-/* target.c + module.c: compiles the module and writes one output file.
- * Returns 0, or -1 after printing "nnc: error: ..." to stderr (unknown
- * target or cpu, unwritable file).  A module LLVM rejects is an internal
- * error. */
+/* target.c + module.c: compiles the module and writes one output file
+ * (path "-": stdout), atomically when it is a regular file.  Returns 0,
+ * -2 after "nnc: error: unknown CPU 'NAME' for target 'TRIPLE'" (a
+ * command-line error), or -1 after another "nnc: error: ..." on stderr
+ * (unknown target, unwritable file).  A module LLVM rejects is an
+ * internal error. */
 int cg_emit_file(const Module *m, const CgOptions *o, CgEmitKind kind,
                  const char *path);
 

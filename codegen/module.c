@@ -2,7 +2,7 @@
  *
  * For `model NAME` it defines NAME_new (one posix_memalign of the layout's
  * size, zeroed, with the declared learning rate stored when the model
- * trains), NAME_free, NAME_init / NAME_load / NAME_save / NAME_param
+ * trains, after nnc_runtime_prepare() has started the thread pool), NAME_free, NAME_init / NAME_load / NAME_save / NAME_param
  * (libnncrt calls driven by the info table, info.c; init also records its
  * seed, which keys dropout), NAME_info and NAME_forward, whose body is the
  * main graph's live nodes (lower.c) followed by copies of the outputs into
@@ -50,6 +50,7 @@ static void emit_new(Cg *c)
     LLVMBuildRet(c->b, LLVMConstNull(c->ptr));
     LLVMPositionBuilderAtEnd(c->b, ok);
     LLVMValueRef p = LLVMBuildLoad2(c->b, c->ptr, slot, "instance");
+    cg_rt_call(c, CG_RT_PREPARE, NULL, 0); /* the pool's threads, now */
     LLVMBuildMemSet(c->b, p, LLVMConstInt(c->i8, 0, 0), cg_i64(c, c->lay->size),
                     CG_ALIGN);
     if (c->lay->train)

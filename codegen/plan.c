@@ -21,14 +21,20 @@
  *    per-step outputs) are read at one more tick after the graph's last
  *    node.  Each emission of a graph gives each of its buffers one
  *    interval [first touch, last touch].
- * 3. Placement (greedy by size, as TFLite's planner): buffers largest
- *    first; each goes into the smallest gap, between the buffers already
+ * 3. In place: a unary or binary elementwise result may take the bytes
+ *    of an operand of as many elements that dies at that node in every
+ *    emission (its intervals meet the result's only there); such chains
+ *    form groups placed as one.
+ * 4. Placement (greedy by size, as TFLite's planner): groups largest
+ *    first; each goes into the smallest gap, between the groups already
  *    placed that it conflicts with, that holds it, or on top of them.
  *
- * For example
- *     %1 = relu %0 ; %2 = exp %1 ; %3 = neg %2
- * gives %1 [0,1], %2 [1,2], %3 [2,3 (copied out)]: %1 and %3 share one
- * slot, %2 takes a second. */
+ * For example, with outputs %3 and %4 (copied out at tick 4; ticks
+ * counted from relu's),
+ *     %1 = relu %0 ; %2 = exp %1 ; %3 = neg %2 ; %4 = log %1
+ * gives %1 [0,3], %2 [1,2], %3 [2,4], %4 [3,4]: %1 is still
+ * live at exp, so %2 takes other bytes; neg writes over %2, which dies
+ * there; log writes over %1: two slots instead of four. */
 #include "codegen/plan.h"
 
 #include <stdlib.h>

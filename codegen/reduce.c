@@ -24,6 +24,12 @@ static LLVMValueRef fold_max(Cg *c, LLVMValueRef acc, LLVMValueRef x, void *ud)
     return cg_fmax(c, acc, x);
 }
 
+/* The offset of element j of a row whose elements are stride apart. */
+static LLVMValueRef row_index(Cg *c, LLVMValueRef j, int64_t stride)
+{
+    return stride == 1 ? j : LLVMBuildNSWMul(c->b, j, cg_i64(c, stride), "");
+}
+
 /* acc = fold(acc, x) for every element of a row of len elements spaced
  * stride apart; map (optional) transforms x first.  Returns the result. */
 typedef struct RowFold {
@@ -40,8 +46,7 @@ static LLVMValueRef row_fold(Cg *c, LLVMValueRef src, int64_t len,
     LLVMBuildStore(c->b, init, acc);
     CgLoop l;
     LLVMValueRef j = cg_for_begin(c, &l, cg_i64(c, len));
-    LLVMValueRef idx =
-        stride == 1 ? j : LLVMBuildNSWMul(c->b, j, cg_i64(c, stride), "");
+    LLVMValueRef idx = row_index(c, j, stride);
     LLVMValueRef x =
         LLVMBuildLoad2(c->b, c->f32, cg_gep(c, c->f32, src, idx), "");
     if (f->map)
@@ -123,23 +128,36 @@ static LLVMValueRef map_shift_exp(Cg *c, LLVMValueRef x, void *ud)
     return cg_exp(c, d);
 }
 
-void cg_softmax_row(Cg *c, LLVMValueRef src, LLVMValueRef dst, int64_t len,
-                    int64_t stride, bool log)
+/* The two passes of a stable softmax or logsumexp over a row: returns its
+ * maximum and sets *sum to the sum of exp(x - max). */
+static LLVMValueRef row_max_sumexp(Cg *c, LLVMValueRef src, int64_t len,
+                                   int64_t stride, LLVMValueRef *sum)
 {
     RowFold fmax = {.fold = fold_max};
     LLVMValueRef max =
         row_fold(c, src, len, stride, &fmax, cg_f32c(c, -INFINITY));
     ShiftExp se = {max};
     RowFold fsum = {.fold = fold_add, .map = map_shift_exp, .ud = &se};
-    LLVMValueRef sum = row_fold(c, src, len, stride, &fsum, cg_f32c(c, 0.0));
-    LLVMValueRef shift =
-        log ? LLVMBuildFAdd(c->b, max,
-                            cg_intrinsic(c, "llvm.log", c->f32, &sum, 1), "")
-            : max;
+    *sum = row_fold(c, src, len, stride, &fsum, cg_f32c(c, 0.0));
+    return max;
+}
+
+/* max + log(sum): the logsumexp of a row from row_max_sumexp's results. */
+static LLVMValueRef max_plus_log(Cg *c, LLVMValueRef max, LLVMValueRef sum)
+{
+    return LLVMBuildFAdd(c->b, max,
+                         cg_intrinsic(c, "llvm.log", c->f32, &sum, 1), "");
+}
+
+void cg_softmax_row(Cg *c, LLVMValueRef src, LLVMValueRef dst, int64_t len,
+                    int64_t stride, bool log)
+{
+    LLVMValueRef sum;
+    LLVMValueRef max = row_max_sumexp(c, src, len, stride, &sum);
+    LLVMValueRef shift = log ? max_plus_log(c, max, sum) : max;
     CgLoop l;
     LLVMValueRef j = cg_for_begin(c, &l, cg_i64(c, len));
-    LLVMValueRef idx =
-        stride == 1 ? j : LLVMBuildNSWMul(c->b, j, cg_i64(c, stride), "");
+    LLVMValueRef idx = row_index(c, j, stride);
     LLVMValueRef x =
         LLVMBuildLoad2(c->b, c->f32, cg_gep(c, c->f32, src, idx), "");
     LLVMValueRef d = LLVMBuildFSub(c->b, x, shift, "");
@@ -252,11 +270,7 @@ void cg_lower_norm(Cg *c, Graph *g, const Node *n)
 
 LLVMValueRef cg_row_logsumexp(Cg *c, LLVMValueRef src, int64_t len)
 {
-    RowFold fmax = {.fold = fold_max};
-    LLVMValueRef max = row_fold(c, src, len, 1, &fmax, cg_f32c(c, -INFINITY));
-    ShiftExp se = {max};
-    RowFold fsum = {.fold = fold_add, .map = map_shift_exp, .ud = &se};
-    LLVMValueRef sum = row_fold(c, src, len, 1, &fsum, cg_f32c(c, 0.0));
-    return LLVMBuildFAdd(c->b, max,
-                         cg_intrinsic(c, "llvm.log", c->f32, &sum, 1), "");
+    LLVMValueRef sum;
+    LLVMValueRef max = row_max_sumexp(c, src, len, 1, &sum);
+    return max_plus_log(c, max, sum);
 }

@@ -26,6 +26,7 @@ const char *const cg_rt_names[CG_RT_COUNT] = {
     [CG_RT_SCALE] = "nnc_scale",
     [CG_RT_SGD_STEP] = "nnc_sgd_step",
     [CG_RT_ADAM_STEP] = "nnc_adam_step",
+    [CG_RT_PREPARE] = "nnc_runtime_prepare",
 };
 
 static LLVMTypeRef rt_type(Cg *c, CgRtFn f)
@@ -59,6 +60,7 @@ static LLVMTypeRef rt_type(Cg *c, CgRtFn f)
         return LLVMFunctionType(I, a, 3, 0);
     }
     case CG_RT_FREE: return LLVMFunctionType(c->void_t, &P, 1, 0);
+    case CG_RT_PREPARE: return LLVMFunctionType(V, NULL, 0, 0);
     case CG_RT_ERFF:
     case CG_RT_LOG1PF: return LLVMFunctionType(F, &F, 1, 0);
     case CG_RT_DROPOUT_MASK: {

@@ -107,9 +107,8 @@ static int emit_code(const Module *m, const Options *o, const char *path)
 {
     CgOptions cg = {
         .opt_level = o->opt_level, .triple = o->target, .cpu = o->cpu};
-    if (cg_emit_file(m, &cg, codegen_kind(o->emit), path) != 0)
-        return EXIT_MODEL_ERROR;
-    return EXIT_SUCCESS;
+    int rc = cg_emit_file(m, &cg, codegen_kind(o->emit), path);
+    return rc == -2 ? EXIT_USAGE : rc != 0 ? EXIT_MODEL_ERROR : EXIT_SUCCESS;
 }
 
 /* Where the output ("-": stdout) and the header (NULL: none) go.  A

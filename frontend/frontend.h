@@ -1,7 +1,9 @@
 /* frontend.h — the map of frontend/: `.nn` source text to graph IR.
  *
  *   lexer.c   bytes -> tokens (UTF-8 checked, caps on hostile input)
- *   parser.c  tokens -> AST (ast.h), syntax errors with recovery
+ *   parser.c  tokens -> AST (ast.h), syntax errors with recovery;
+ *             statements here, expressions in parse_expr.c (private
+ *             header parser.h)
  *   lower.c   AST -> Module: dims, declarations, fn inlining, scan bodies
  *             as nested graphs, shape checking through the IR builder
  *

@@ -147,6 +147,9 @@ bool lw_lookup(const Lower *L, const Scope *sc, const char *name, Sym *out);
  * suggestion; `callable`: the name was called. */
 void lw_unknown(Lower *L, const Scope *sc, const char *name, SrcLoc loc,
                 bool callable);
+/* A name used as a value that does not resolve: "a built-in function; call
+ * it" for a built-in, else lw_unknown's message. */
+void lw_unresolved_name(Lower *L, const Scope *sc, const Expr *e);
 /* A binding or fn argument may not rebind a dim, input, param or fn. */
 bool lw_check_bindable(Lower *L, const Scope *sc, const char *name, SrcLoc loc);
 /* A declaration's name must be new. */

@@ -69,13 +69,7 @@ static Value lower_name(Lower *L, Scope *sc, const Expr *e)
 {
     Sym s;
     if (!lw_lookup(L, sc, e->name, &s)) {
-        if (lw_builtin(e->name))
-            lw_error(L, e->loc,
-                     "'%s' is a built-in function; call it, as in "
-                     "%s(x)",
-                     e->name, e->name);
-        else
-            lw_unknown(L, sc, e->name, e->loc, false);
+        lw_unresolved_name(L, sc, e);
         return IR_NONE;
     }
     switch (s.kind) {

@@ -77,13 +77,7 @@ static bool check_expr(Lower *L, const Scope *sc, const Expr *e)
     case EX_NAME:
         if (lw_lookup(L, sc, e->name, &s))
             return true;
-        if (lw_builtin(e->name))
-            lw_error(L, e->loc,
-                     "'%s' is a built-in function; call it, as in "
-                     "%s(x)",
-                     e->name, e->name);
-        else
-            lw_unknown(L, sc, e->name, e->loc, false);
+        lw_unresolved_name(L, sc, e);
         return false;
     case EX_UNARY: return check_expr(L, sc, e->lhs);
     case EX_BINARY:

@@ -259,3 +259,14 @@ void lw_unknown(Lower *L, const Scope *sc, const char *name, SrcLoc loc,
                  best ? "'?" : "");
     }
 }
+
+void lw_unresolved_name(Lower *L, const Scope *sc, const Expr *e)
+{
+    if (lw_builtin(e->name))
+        lw_error(L, e->loc,
+                 "'%s' is a built-in function; call it, as in "
+                 "%s(x)",
+                 e->name, e->name);
+    else
+        lw_unknown(L, sc, e->name, e->loc, false);
+}

@@ -12,8 +12,10 @@
  * string and array is allocated in the module's Arena and freed with it.
  *
  * Files:  arena.c (Arena, vectors)   diag.c (located errors)
- *         graph.c (module, graphs, builder)   shape.c (type rules per op)
- *         print.c (text IR)   read.c (text IR back in)   verify.c (verifier)
+ *         graph.c (module, graphs, builder)
+ *         shape.c, shape_nn.c (type rules per op; private shape_rules.h)
+ *         print.c (text IR)   verify.c (verifier)
+ *         read.c, read_lex.c, read_graph.c (text IR back in; private read.h)
  *         dot.c (Graphviz)   eval.c, eval_ops.c (reference evaluator)
  */
 #ifndef NNC_IR_H

@@ -20,36 +20,14 @@
  * Rules may normalise attributes in place (negative axes, a zero reduction
  * mask, -1 in a reshape target, unused slots zeroed) so that equal
  * operations have equal Attrs for CSE. */
-#include "ir.h"
+#include "shape_rules.h"
 
 #include <stdarg.h>
 #include <string.h>
 
-/* Everything a rule sees: the ShapeRule arguments and the op itself, which
- * the messages name. */
-typedef struct Ctx {
-    const Module *m;
-    Op op;
-    const Type *in;
-    int n_in;
-    Attrs *attr;
-    Type *out;
-    int max_out;
-    char *err;
-    size_t errlen;
-} Ctx;
-
-typedef int (*RuleFn)(Ctx *c);
-
 /* ---- messages ---------------------------------------------------------- */
 
-/* A type rendered for a message.  A struct, so ts(&t).s can be passed to
- * printf directly: the temporary lives until the end of the full call. */
-typedef struct TypeStr {
-    char s[200];
-} TypeStr;
-
-static TypeStr ts(const Type *t)
+TypeStr sh_ts(const Type *t)
 {
     TypeStr r;
     ir_type_str(t, r.s, sizeof r.s);
@@ -67,7 +45,7 @@ static const char *const op_words[OP_COUNT] = {
     [OP_CONST] = "constant",
 };
 
-static const char *op_word(Op op)
+const char *sh_op_word(Op op)
 {
     return op_words[op] ? op_words[op] : ir_op_info[op].name;
 }
@@ -80,9 +58,7 @@ static int vfail_at(Ctx *c, size_t at, const char *fmt, va_list ap)
 }
 
 /* Writes the message and returns 0, the "no results" of a rule. */
-static int fail(Ctx *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int fail(Ctx *c, const char *fmt, ...)
+int sh_fail(Ctx *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -98,7 +74,8 @@ static size_t put_operands(const Ctx *c, char *buf, size_t len)
     int shown = c->n_in <= 4 ? c->n_in : 3;
     for (int i = 0; i < shown && n < len; i++) {
         const char *sep = i == 0 ? "" : i == c->n_in - 1 ? " and " : ", ";
-        n += (size_t)snprintf(buf + n, len - n, "%s%s", sep, ts(&c->in[i]).s);
+        n +=
+            (size_t)snprintf(buf + n, len - n, "%s%s", sep, sh_ts(&c->in[i]).s);
     }
     if (shown < c->n_in && n < len)
         n += (size_t)snprintf(buf + n, len - n, ", ... (%d operands)", c->n_in);
@@ -106,13 +83,11 @@ static size_t put_operands(const Ctx *c, char *buf, size_t len)
 }
 
 /* "WORD of OPERANDS: " followed by the formatted reason. */
-static int fail_ops(Ctx *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int fail_ops(Ctx *c, const char *fmt, ...)
+int sh_fail_ops(Ctx *c, const char *fmt, ...)
 {
     if (!c->err || c->errlen == 0)
         return 0;
-    size_t n = (size_t)snprintf(c->err, c->errlen, "%s of ", op_word(c->op));
+    size_t n = (size_t)snprintf(c->err, c->errlen, "%s of ", sh_op_word(c->op));
     if (n < c->errlen)
         n += put_operands(c, c->err + n, c->errlen - n);
     if (n < c->errlen)
@@ -142,48 +117,47 @@ static bool check_type(Ctx *c, const Type *t, const char *what, int index)
 {
     char name[48];
     if (index)
-        snprintf(name, sizeof name, "%s %s %d", op_word(c->op), what, index);
+        snprintf(name, sizeof name, "%s %s %d", sh_op_word(c->op), what, index);
     else
-        snprintf(name, sizeof name, "%s %s", op_word(c->op), what);
+        snprintf(name, sizeof name, "%s %s", sh_op_word(c->op), what);
     if ((t->dtype != DT_F32 && t->dtype != DT_I32) || t->rank < 0 ||
         t->rank > IR_MAX_RANK)
-        return fail(c, "%s: not a valid type (dtype %d, rank %d)", name,
-                    (int)t->dtype, (int)t->rank);
+        return sh_fail(c, "%s: not a valid type (dtype %d, rank %d)", name,
+                       (int)t->dtype, (int)t->rank);
     int64_t n = 1;
     for (int i = 0; i < t->rank; i++) {
         if (t->dims[i] < 1)
-            return fail(c,
-                        "%s %s: dimension %d has size %lld, but sizes must "
-                        "be positive",
-                        name, ts(t).s, i, (long long)t->dims[i]);
+            return sh_fail(c,
+                           "%s %s: dimension %d has size %lld, but sizes must "
+                           "be positive",
+                           name, sh_ts(t).s, i, (long long)t->dims[i]);
         if (!mul_fits(n, t->dims[i], &n) || n > INT64_MAX / 4)
-            return fail(c,
-                        "%s %s: too large, its size in bytes does not fit "
-                        "in 63 bits",
-                        name, ts(t).s);
+            return sh_fail(c,
+                           "%s %s: too large, its size in bytes does not fit "
+                           "in 63 bits",
+                           name, sh_ts(t).s);
     }
     return true;
 }
 
 /* The first `rank - drop` axes of t. */
-static Type leading(const Type *t, int drop)
+Type sh_leading(const Type *t, int drop)
 {
     return ir_type_make(t->dtype, t->rank - drop, t->dims);
 }
 
 /* t without its axis 0 (a scan step's slice). */
-static Type without_first(const Type *t)
+Type sh_without_first(const Type *t)
 {
     return ir_type_make(t->dtype, t->rank - 1, t->dims + 1);
 }
 
-static void append_dim(Type *t, int64_t d) { t->dims[t->rank++] = d; }
+void sh_append_dim(Type *t, int64_t d) { t->dims[t->rank++] = d; }
 
 /* Broadcasts a with b, aligned at the last axis, as PyTorch does.  On a
  * clash returns false and, if `clash` is given, the two sizes of the
  * rightmost axis that clashes (PyTorch reports the same one). */
-static bool broadcast2(const Type *a, const Type *b, Type *out,
-                       int64_t clash[2])
+bool sh_broadcast2(const Type *a, const Type *b, Type *out, int64_t clash[2])
 {
     int r = a->rank > b->rank ? a->rank : b->rank;
     Type t = {.dtype = a->dtype, .rank = r};
@@ -206,46 +180,47 @@ static bool broadcast2(const Type *a, const Type *b, Type *out,
 /* The result has a's dtype. */
 bool ir_broadcast_shapes(const Type *a, const Type *b, Type *out)
 {
-    return broadcast2(a, b, out, NULL);
+    return sh_broadcast2(a, b, out, NULL);
 }
 
 /* Elementwise and numeric ops: "arithmetic on i32 is an error" (spec). */
-static bool need_f32(Ctx *c)
+bool sh_need_f32(Ctx *c)
 {
     for (int i = 0; i < c->n_in; i++)
         if (c->in[i].dtype != DT_F32)
-            return fail_ops(c, "arithmetic on i32 values is not allowed");
+            return sh_fail_ops(c, "arithmetic on i32 values is not allowed");
     return true;
 }
 
-static bool need_rank(Ctx *c, const Type *t, int min)
+bool sh_need_rank(Ctx *c, const Type *t, int min)
 {
     if (t->rank >= min)
         return true;
-    return fail_ops(c, "needs rank %d or more, not %d", min, (int)t->rank);
+    return sh_fail_ops(c, "needs rank %d or more, not %d", min, (int)t->rank);
 }
 
 /* A result whose rank grows (gather, scan outputs) must stay representable. */
-static bool rank_fits(Ctx *c, int rank)
+bool sh_rank_fits(Ctx *c, int rank)
 {
     if (rank <= IR_MAX_RANK)
         return true;
-    return fail_ops(c, "the result would have rank %d, more than %d", rank,
-                    IR_MAX_RANK);
+    return sh_fail_ops(c, "the result would have rank %d, more than %d", rank,
+                       IR_MAX_RANK);
 }
 
 /* Python-style axis: -rank..rank-1, normalised to 0..rank-1 in place. */
-static bool norm_axis(Ctx *c, int32_t *axis, int rank)
+bool sh_norm_axis(Ctx *c, int32_t *axis, int rank)
 {
     if (*axis < -rank || *axis >= rank)
-        return fail_ops(c, "axis %d is out of range for rank %d (use %d..%d)",
-                        (int)*axis, rank, -rank, rank - 1);
+        return sh_fail_ops(c,
+                           "axis %d is out of range for rank %d (use %d..%d)",
+                           (int)*axis, rank, -rank, rank - 1);
     if (*axis < 0)
         *axis += rank;
     return true;
 }
 
-static int one(Ctx *c, Type t)
+int sh_one(Ctx *c, Type t)
 {
     c->out[0] = t;
     return 1;
@@ -257,34 +232,34 @@ static int one(Ctx *c, Type t)
  * attr.type to the declared type (the module's input or param declaration,
  * or the body graph's argument type) and the rule returns it, so leaves go
  * through ir_add like any other node and get the same validity check. */
-static int infer_leaf(Ctx *c) { return one(c, c->attr->type); }
+static int infer_leaf(Ctx *c) { return sh_one(c, c->attr->type); }
 
 /* ---- elementwise ------------------------------------------------------- */
 
 /* NEG..SOFTPLUS and POW (whose exponent attr.value any number may be). */
 static int infer_unary(Ctx *c)
 {
-    if (!need_f32(c))
+    if (!sh_need_f32(c))
         return 0;
-    return one(c, c->in[0]);
+    return sh_one(c, c->in[0]);
 }
 
 static int broadcast_result(Ctx *c, const Type *a, const Type *b, Type *t)
 {
     int64_t clash[2];
-    if (broadcast2(a, b, t, clash))
+    if (sh_broadcast2(a, b, t, clash))
         return 1;
-    return fail_ops(c, "shapes cannot be broadcast (%lld and %lld differ)",
-                    (long long)clash[0], (long long)clash[1]);
+    return sh_fail_ops(c, "shapes cannot be broadcast (%lld and %lld differ)",
+                       (long long)clash[0], (long long)clash[1]);
 }
 
 /* ADD..MINIMUM. */
 static int infer_arith(Ctx *c)
 {
     Type t;
-    if (!need_f32(c) || !broadcast_result(c, &c->in[0], &c->in[1], &t))
+    if (!sh_need_f32(c) || !broadcast_result(c, &c->in[0], &c->in[1], &t))
         return 0;
-    return one(c, t);
+    return sh_one(c, t);
 }
 
 /* LT..NE: f32 or i32, both alike; the result is f32 1.0 / 0.0. */
@@ -293,13 +268,13 @@ static int infer_compare(Ctx *c)
     const Type *a = &c->in[0], *b = &c->in[1];
     Type t;
     if (a->dtype != b->dtype)
-        return fail_ops(c, "operands have different dtypes (%s and %s)",
-                        a->dtype == DT_F32 ? "f32" : "i32",
-                        b->dtype == DT_F32 ? "f32" : "i32");
+        return sh_fail_ops(c, "operands have different dtypes (%s and %s)",
+                           a->dtype == DT_F32 ? "f32" : "i32",
+                           b->dtype == DT_F32 ? "f32" : "i32");
     if (!broadcast_result(c, a, b, &t))
         return 0;
     t.dtype = DT_F32;
-    return one(c, t);
+    return sh_one(c, t);
 }
 
 /* where(cond, a, b): cond of either dtype, a and b f32; three-way. */
@@ -308,15 +283,15 @@ static int infer_where(Ctx *c)
     Type t;
     for (int i = 1; i <= 2; i++)
         if (c->in[i].dtype != DT_F32)
-            return fail_ops(c,
-                            "the values to choose from must be f32, but "
-                            "the %s operand is i32",
-                            i == 1 ? "second" : "third");
+            return sh_fail_ops(c,
+                               "the values to choose from must be f32, but "
+                               "the %s operand is i32",
+                               i == 1 ? "second" : "third");
     if (!broadcast_result(c, &c->in[0], &c->in[1], &t) ||
         !broadcast_result(c, &t, &c->in[2], &t))
         return 0;
     t.dtype = DT_F32;
-    return one(c, t);
+    return sh_one(c, t);
 }
 
 /* ---- matrix and shape -------------------------------------------------- */
@@ -327,39 +302,39 @@ static int infer_matmul(Ctx *c)
 {
     const Type *a = &c->in[0], *b = &c->in[1];
     if (a->rank < 2 || b->rank < 2)
-        return fail_ops(c,
-                        "both operands need rank 2 or more (the %s has "
-                        "rank %d)",
-                        a->rank < 2 ? "first" : "second",
-                        (int)(a->rank < 2 ? a->rank : b->rank));
-    if (!need_f32(c))
+        return sh_fail_ops(c,
+                           "both operands need rank 2 or more (the %s has "
+                           "rank %d)",
+                           a->rank < 2 ? "first" : "second",
+                           (int)(a->rank < 2 ? a->rank : b->rank));
+    if (!sh_need_f32(c))
         return 0;
     int64_t k1 = a->dims[a->rank - 1], k2 = b->dims[b->rank - 2];
     if (k1 != k2)
-        return fail_ops(c, "inner dimensions %lld and %lld differ",
-                        (long long)k1, (long long)k2);
-    Type ba = leading(a, 2), bb = leading(b, 2), t;
+        return sh_fail_ops(c, "inner dimensions %lld and %lld differ",
+                           (long long)k1, (long long)k2);
+    Type ba = sh_leading(a, 2), bb = sh_leading(b, 2), t;
     int64_t clash[2];
-    if (!broadcast2(&ba, &bb, &t, clash))
-        return fail_ops(c,
-                        "batch dimensions cannot be broadcast (%lld and "
-                        "%lld differ)",
-                        (long long)clash[0], (long long)clash[1]);
-    append_dim(&t, a->dims[a->rank - 2]);
-    append_dim(&t, b->dims[b->rank - 1]);
-    return one(c, t);
+    if (!sh_broadcast2(&ba, &bb, &t, clash))
+        return sh_fail_ops(c,
+                           "batch dimensions cannot be broadcast (%lld and "
+                           "%lld differ)",
+                           (long long)clash[0], (long long)clash[1]);
+    sh_append_dim(&t, a->dims[a->rank - 2]);
+    sh_append_dim(&t, b->dims[b->rank - 1]);
+    return sh_one(c, t);
 }
 
 /* Swaps the last two axes; any dtype. */
 static int infer_transpose(Ctx *c)
 {
     Type t = c->in[0];
-    if (!need_rank(c, &t, 2))
+    if (!sh_need_rank(c, &t, 2))
         return 0;
     int64_t d = t.dims[t.rank - 1];
     t.dims[t.rank - 1] = t.dims[t.rank - 2];
     t.dims[t.rank - 2] = d;
-    return one(c, t);
+    return sh_one(c, t);
 }
 
 /* attr.perm[0..rank-1] (its length is the operand's rank: the front end
@@ -379,8 +354,8 @@ static int infer_permute(Ctx *c)
                 n += (size_t)snprintf(list + n, sizeof list - n, "%s%d",
                                       j ? ", " : "", (int)perm[j]);
             snprintf(list + n, sizeof list - n, "]");
-            return fail_ops(c, "%s is not a permutation of the axes 0..%d",
-                            list, x->rank - 1);
+            return sh_fail_ops(c, "%s is not a permutation of the axes 0..%d",
+                               list, x->rank - 1);
         }
         seen[p] = true;
     }
@@ -393,7 +368,7 @@ static int infer_permute(Ctx *c)
             perm[i] = 0;
         }
     }
-    return one(c, t);
+    return sh_one(c, t);
 }
 
 /* attr.type of RESHAPE and BROADCAST_TO: the target shape, given the
@@ -403,8 +378,8 @@ static bool read_target(Ctx *c, Type *t)
     *t = c->attr->type;
     t->dtype = c->in[0].dtype;
     if (t->rank < 0 || t->rank > IR_MAX_RANK)
-        return fail_ops(c, "the target rank %d is outside 0..%d", (int)t->rank,
-                        IR_MAX_RANK);
+        return sh_fail_ops(c, "the target rank %d is outside 0..%d",
+                           (int)t->rank, IR_MAX_RANK);
     for (int i = t->rank; i < IR_MAX_RANK; i++)
         t->dims[i] = 0;
     return true;
@@ -421,18 +396,20 @@ static bool target_sizes(Ctx *c, const Type *t, bool allow_hole, int *hole,
     for (int i = 0; i < t->rank; i++) {
         int64_t d = t->dims[i];
         if (d == -1 && allow_hole && *hole >= 0)
-            return fail(c, "%s of %s to %s: only one size may be -1",
-                        op_word(c->op), ts(x).s, ts(t).s);
+            return sh_fail(c, "%s of %s to %s: only one size may be -1",
+                           sh_op_word(c->op), sh_ts(x).s, sh_ts(t).s);
         if (d == -1 && allow_hole)
             *hole = i;
         else if (d < 1)
-            return fail(c,
-                        "%s of %s to %s: size %lld of axis %d is not "
-                        "positive",
-                        op_word(c->op), ts(x).s, ts(t).s, (long long)d, i);
+            return sh_fail(c,
+                           "%s of %s to %s: size %lld of axis %d is not "
+                           "positive",
+                           sh_op_word(c->op), sh_ts(x).s, sh_ts(t).s,
+                           (long long)d, i);
         else if (!mul_fits(*known, d, known))
-            return fail(c, "%s of %s to %s: the target has too many elements",
-                        op_word(c->op), ts(x).s, ts(t).s);
+            return sh_fail(c,
+                           "%s of %s to %s: the target has too many elements",
+                           sh_op_word(c->op), sh_ts(x).s, sh_ts(t).s);
     }
     return true;
 }
@@ -448,19 +425,19 @@ static int infer_reshape(Ctx *c)
     if (!read_target(c, &t) || !target_sizes(c, &t, true, &hole, &known))
         return 0;
     if (hole >= 0 && n % known != 0)
-        return fail(c,
-                    "reshape of %s to %s: %lld elements are not a multiple "
-                    "of %lld",
-                    ts(x).s, ts(&t).s, (long long)n, (long long)known);
+        return sh_fail(c,
+                       "reshape of %s to %s: %lld elements are not a multiple "
+                       "of %lld",
+                       sh_ts(x).s, sh_ts(&t).s, (long long)n, (long long)known);
     if (hole >= 0)
         t.dims[hole] = n / known;
     else if (known != n)
-        return fail(c,
-                    "reshape of %s to %s: element counts differ (%lld and "
-                    "%lld)",
-                    ts(x).s, ts(&t).s, (long long)n, (long long)known);
+        return sh_fail(c,
+                       "reshape of %s to %s: element counts differ (%lld and "
+                       "%lld)",
+                       sh_ts(x).s, sh_ts(&t).s, (long long)n, (long long)known);
     c->attr->type = t;
-    return one(c, t);
+    return sh_one(c, t);
 }
 
 /* Like torch.broadcast_to: the operand's axes, aligned at the right, must
@@ -474,21 +451,21 @@ static int infer_broadcast_to(Ctx *c)
     if (!read_target(c, &t) || !target_sizes(c, &t, false, &hole, &known))
         return 0;
     if (x->rank > t.rank)
-        return fail(c,
-                    "broadcast_to of %s to %s: the target has fewer axes "
-                    "(%d) than the operand (%d)",
-                    ts(x).s, ts(&t).s, (int)t.rank, (int)x->rank);
+        return sh_fail(c,
+                       "broadcast_to of %s to %s: the target has fewer axes "
+                       "(%d) than the operand (%d)",
+                       sh_ts(x).s, sh_ts(&t).s, (int)t.rank, (int)x->rank);
     for (int i = 1; i <= x->rank; i++) {
         int64_t xd = x->dims[x->rank - i], td = t.dims[t.rank - i];
         if (xd != td && xd != 1)
-            return fail(c,
-                        "broadcast_to of %s to %s: size %lld of axis %d "
-                        "cannot be broadcast to %lld",
-                        ts(x).s, ts(&t).s, (long long)xd, x->rank - i,
-                        (long long)td);
+            return sh_fail(c,
+                           "broadcast_to of %s to %s: size %lld of axis %d "
+                           "cannot be broadcast to %lld",
+                           sh_ts(x).s, sh_ts(&t).s, (long long)xd, x->rank - i,
+                           (long long)td);
     }
     c->attr->type = t;
-    return one(c, t);
+    return sh_one(c, t);
 }
 
 /* Message for a concat operand that does not fit the first: names both. */
@@ -498,11 +475,11 @@ static int concat_clash(Ctx *c, int i, const char *fmt, ...)
 {
     if (!c->err || c->errlen == 0)
         return 0;
-    size_t n =
-        (size_t)snprintf(c->err, c->errlen,
-                         "concat of %s and %s along "
-                         "axis %d: ",
-                         ts(&c->in[0]).s, ts(&c->in[i]).s, (int)c->attr->axis);
+    size_t n = (size_t)snprintf(c->err, c->errlen,
+                                "concat of %s and %s along "
+                                "axis %d: ",
+                                sh_ts(&c->in[0]).s, sh_ts(&c->in[i]).s,
+                                (int)c->attr->axis);
     va_list ap;
     va_start(ap, fmt);
     vfail_at(c, n, fmt, ap);
@@ -514,11 +491,11 @@ static int concat_clash(Ctx *c, int i, const char *fmt, ...)
 static int infer_concat(Ctx *c)
 {
     if (c->n_in < 1)
-        return fail(c, "concat needs at least one operand");
+        return sh_fail(c, "concat needs at least one operand");
     const Type *a = &c->in[0];
     if (a->rank == 0)
-        return fail_ops(c, "scalars cannot be concatenated");
-    if (!norm_axis(c, &c->attr->axis, a->rank))
+        return sh_fail_ops(c, "scalars cannot be concatenated");
+    if (!sh_norm_axis(c, &c->attr->axis, a->rank))
         return 0;
     int ax = c->attr->axis;
     Type t = *a;
@@ -539,10 +516,10 @@ static int infer_concat(Ctx *c)
                                     j, (long long)a->dims[j],
                                     (long long)b->dims[j]);
         if (t.dims[ax] > INT64_MAX - b->dims[ax])
-            return fail_ops(c, "the result is too large");
+            return sh_fail_ops(c, "the result is too large");
         t.dims[ax] += b->dims[ax];
     }
-    return one(c, t);
+    return sh_one(c, t);
 }
 
 /* attr.start/stop per axis, already normalised by the front end (negative
@@ -554,18 +531,18 @@ static int infer_slice(Ctx *c)
     for (int i = 0; i < t.rank; i++) {
         long long s = start[i], e = stop[i], d = t.dims[i];
         if (s < 0 || e > d)
-            return fail_ops(c,
-                            "the range %lld:%lld of axis %d is outside "
-                            "0:%lld",
-                            s, e, i, d);
+            return sh_fail_ops(c,
+                               "the range %lld:%lld of axis %d is outside "
+                               "0:%lld",
+                               s, e, i, d);
         if (s >= e)
-            return fail_ops(c, "the range %lld:%lld of axis %d is empty", s, e,
-                            i);
+            return sh_fail_ops(c, "the range %lld:%lld of axis %d is empty", s,
+                               e, i);
         t.dims[i] = e - s;
     }
     for (int i = t.rank; i < IR_MAX_RANK; i++)
         start[i] = stop[i] = 0;
-    return one(c, t);
+    return sh_one(c, t);
 }
 
 /* ---- reductions -------------------------------------------------------- */
@@ -578,14 +555,14 @@ static int infer_reduce(Ctx *c)
     const Type *x = &c->in[0];
     uint32_t full = x->rank ? (1u << x->rank) - 1 : 0;
     uint32_t mask = c->attr->axes;
-    if (!need_f32(c))
+    if (!sh_need_f32(c))
         return 0;
     if (mask & ~full) {
         int bad = 0;
         while (!((mask & ~full) >> bad & 1))
             bad++;
-        return fail_ops(c, "axis %d is out of range for rank %d", bad,
-                        (int)x->rank);
+        return sh_fail_ops(c, "axis %d is out of range for rank %d", bad,
+                           (int)x->rank);
     }
     if (mask == 0)
         mask = full;
@@ -593,348 +570,11 @@ static int infer_reduce(Ctx *c)
     Type t = {.dtype = DT_F32};
     for (int i = 0; i < x->rank; i++) {
         if (!(mask >> i & 1))
-            append_dim(&t, x->dims[i]);
+            sh_append_dim(&t, x->dims[i]);
         else if (c->attr->keepdims)
-            append_dim(&t, 1);
+            sh_append_dim(&t, 1);
     }
-    return one(c, t);
-}
-
-/* ---- normalisation ----------------------------------------------------- */
-
-/* SOFTMAX, LOG_SOFTMAX along attr.axis.  PyTorch also accepts a 0-d
- * tensor (softmax of one element is 1); nnc requires rank 1 or more. */
-static int infer_softmax(Ctx *c)
-{
-    if (!need_f32(c) || !need_rank(c, &c->in[0], 1) ||
-        !norm_axis(c, &c->attr->axis, c->in[0].rank))
-        return 0;
-    return one(c, c->in[0]);
-}
-
-/* LAYERNORM(x, gamma, beta) and RMSNORM(x, gamma) over the last axis:
- * gamma and beta are vectors of its size.  attr.value is eps, which
- * PyTorch does not restrict, so neither do we. */
-static int infer_norm(Ctx *c)
-{
-    const Type *x = &c->in[0];
-    if (!need_f32(c) || !need_rank(c, x, 1))
-        return 0;
-    Type want = ir_type_make(DT_F32, 1, &x->dims[x->rank - 1]);
-    for (int i = 1; i < c->n_in; i++)
-        if (!ir_type_eq(&c->in[i], &want))
-            return fail_ops(c,
-                            "%s is %s but must be %s (the size of the last "
-                            "axis of x)",
-                            i == 1 ? "gamma" : "beta", ts(&c->in[i]).s,
-                            ts(&want).s);
-    return one(c, *x);
-}
-
-/* ---- lookup, attention, regularisation --------------------------------- */
-
-/* table f32[V, ...] indexed by ids i32[...]: ids.shape + table.shape[1:]. */
-static int infer_gather(Ctx *c)
-{
-    const Type *table = &c->in[0], *ids = &c->in[1];
-    if (table->dtype != DT_F32)
-        return fail_ops(c, "the table must be f32, not i32");
-    if (table->rank < 1)
-        return fail_ops(c, "the table needs rank 1 or more");
-    if (ids->dtype != DT_I32)
-        return fail_ops(c, "the ids must be i32, not f32");
-    if (!rank_fits(c, ids->rank + table->rank - 1))
-        return 0;
-    Type t = *ids;
-    t.dtype = DT_F32;
-    for (int i = 1; i < table->rank; i++)
-        append_dim(&t, table->dims[i]);
-    return one(c, t);
-}
-
-/* Sets column > row of the last two axes (any sizes) to -inf. */
-static int infer_causal_mask(Ctx *c)
-{
-    if (!need_f32(c) || !need_rank(c, &c->in[0], 2))
-        return 0;
-    return one(c, c->in[0]);
-}
-
-/* q [..., Tq, d], k [..., Tk, d], v [..., Tk, dv] -> [..., Tq, dv], the
- * leading axes broadcast (torch scaled_dot_product_attention). */
-static int infer_attention(Ctx *c)
-{
-    static const char *const names[3] = {"q", "k", "v"};
-    const Type *q = &c->in[0], *k = &c->in[1], *v = &c->in[2];
-    if (!need_f32(c))
-        return 0;
-    for (int i = 0; i < 3; i++)
-        if (c->in[i].rank < 2)
-            return fail_ops(c,
-                            "q, k and v need rank 2 or more, but %s has "
-                            "rank %d",
-                            names[i], (int)c->in[i].rank);
-    int64_t dq = q->dims[q->rank - 1], dk = k->dims[k->rank - 1];
-    int64_t tk = k->dims[k->rank - 2], tv = v->dims[v->rank - 2];
-    if (dq != dk)
-        return fail_ops(c,
-                        "q and k have different feature sizes (%lld and "
-                        "%lld)",
-                        (long long)dq, (long long)dk);
-    if (tk != tv)
-        return fail_ops(c, "k and v have different lengths (%lld and %lld)",
-                        (long long)tk, (long long)tv);
-    Type bq = leading(q, 2), bk = leading(k, 2), bv = leading(v, 2), t;
-    int64_t clash[2];
-    if (!broadcast2(&bq, &bk, &t, clash) || !broadcast2(&t, &bv, &t, clash))
-        return fail_ops(c,
-                        "batch dimensions cannot be broadcast (%lld and "
-                        "%lld differ)",
-                        (long long)clash[0], (long long)clash[1]);
-    append_dim(&t, q->dims[q->rank - 2]);
-    append_dim(&t, v->dims[v->rank - 1]);
-    return one(c, t);
-}
-
-/* attr.value is p.  As in PyTorch, 0 <= p <= 1 (p = 1 zeroes everything);
- * anything else, NaN included, is an error. */
-static int infer_dropout(Ctx *c)
-{
-    double p = c->attr->value;
-    if (!need_f32(c))
-        return 0;
-    if (!(p >= 0 && p <= 1))
-        return fail_ops(c, "probability %g is outside [0, 1]", p);
-    return one(c, c->in[0]);
-}
-
-/* ---- backward helpers ---------------------------------------------------
- * Built by autodiff only; their result type is attr.type, checked here
- * against the operands as reshape's target is. */
-
-/* scatter_add(src, ids): src f32[ids.shape + R] into a table attr.type =
- * f32[V, R] (V >= 1 rows). */
-static int infer_scatter_add(Ctx *c)
-{
-    const Type *src = &c->in[0], *ids = &c->in[1];
-    Type t = c->attr->type;
-    if (src->dtype != DT_F32 || ids->dtype != DT_I32)
-        return fail_ops(c, "needs f32 rows and i32 ids");
-    if (t.rank < 1 || t.rank > IR_MAX_RANK ||
-        ids->rank + t.rank - 1 != src->rank)
-        return fail_ops(c, "the table type does not fit the operands");
-    for (int i = 0; i < src->rank; i++) {
-        int64_t want =
-            i < ids->rank ? ids->dims[i] : t.dims[i - ids->rank + 1];
-        if (src->dims[i] != want)
-            return fail_ops(c, "the rows do not fit the ids and the table");
-    }
-    t.dtype = DT_F32;
-    for (int i = t.rank; i < IR_MAX_RANK; i++)
-        t.dims[i] = 0;
-    c->attr->type = t;
-    return one(c, t);
-}
-
-/* one_hot(ids): ids i32[...] to attr.type = f32[ids.shape + C]. */
-static int infer_one_hot(Ctx *c)
-{
-    const Type *ids = &c->in[0];
-    Type t = c->attr->type;
-    if (ids->dtype != DT_I32)
-        return fail_ops(c, "the ids must be i32, not f32");
-    if (t.rank != ids->rank + 1 || t.rank > IR_MAX_RANK)
-        return fail_ops(c, "the result must have one axis more than the ids");
-    for (int i = 0; i < ids->rank; i++)
-        if (t.dims[i] != ids->dims[i])
-            return fail_ops(c, "the result's leading axes must be the ids'");
-    t.dtype = DT_F32;
-    for (int i = t.rank; i < IR_MAX_RANK; i++)
-        t.dims[i] = 0;
-    c->attr->type = t;
-    return one(c, t);
-}
-
-/* ---- losses: scalar results -------------------------------------------- */
-
-/* logits f32[..., C] and class indices i32[...] (the logits' shape without
- * the class axis); the mean over all positions. */
-static int infer_cross_entropy(Ctx *c)
-{
-    const Type *logits = &c->in[0], *targets = &c->in[1];
-    if (logits->dtype != DT_F32)
-        return fail_ops(c, "the logits must be f32, not i32");
-    if (logits->rank < 1)
-        return fail_ops(c, "the logits need rank 1 or more (the last axis "
-                           "holds the classes)");
-    if (targets->dtype != DT_I32)
-        return fail_ops(c, "the targets must be i32 class indices, not f32");
-    Type want = leading(logits, 1);
-    want.dtype = DT_I32;
-    if (!ir_type_eq(targets, &want))
-        return fail_ops(c,
-                        "the targets must be %s (the logits' shape without "
-                        "the class axis)",
-                        ts(&want).s);
-    return one(c, ir_type_scalar(DT_F32));
-}
-
-/* MSE(a, b) and BCE_WITH_LOGITS(z, t): two f32 tensors of one shape.
- * PyTorch's mse_loss broadcasts with a warning that it is likely a
- * mistake; here different shapes are an error. */
-static int infer_pair_loss(Ctx *c)
-{
-    if (c->op == OP_BCE_WITH_LOGITS && c->in[0].dtype == DT_F32 &&
-        c->in[1].dtype != DT_F32)
-        return fail_ops(c, "the targets must be f32, not i32");
-    if (!need_f32(c))
-        return 0;
-    if (!ir_type_eq(&c->in[0], &c->in[1]))
-        return fail_ops(c, "the shapes must be equal (%s does not broadcast)",
-                        op_word(c->op));
-    return one(c, ir_type_scalar(DT_F32));
-}
-
-/* ---- recurrence -------------------------------------------------------- *
- * SCAN's operands: attr.n_carry initial carries, attr.n_over tensors
- * scanned along axis 0, then the captured values the body reads.  The body
- * m->graphs.data[attr.graph] takes one argument per operand (ARG nodes with
- * attr.index 0..n_args-1): each carry, each over tensor's slice (its type
- * without axis 0), each capture.  It returns n_carry new carries (of the
- * initial carries' types) then k per-step outputs; the scan returns the
- * final carries, then each output stacked along a new axis 0 of length T.
- * Messages number carries, over tensors and outputs from 1, as users count
- * the values they wrote. */
-
-/* The type of the body's argument i: the result of its ARG node. */
-static const Type *body_arg(const Graph *g, int i)
-{
-    for (int n = 0; n < g->nodes.len; n++) {
-        const Node *nd = &g->nodes.data[n];
-        if (nd->op == OP_ARG && nd->attr.index == i && nd->n_out == 1 &&
-            (int32_t)nd->out[0].id < g->values.len)
-            return &g->values.data[nd->out[0].id].type;
-    }
-    return NULL;
-}
-
-/* The over tensors: rank 1 or more, one length T, returned in *steps. */
-static bool scan_steps(Ctx *c, int64_t *steps)
-{
-    int first = c->attr->n_carry;
-    for (int j = 0; j < c->attr->n_over; j++) {
-        const Type *x = &c->in[first + j];
-        if (x->rank < 1)
-            return fail(c, "scan over tensor %d: %s has no axis to scan along",
-                        j + 1, ts(x).s);
-        if (j == 0)
-            *steps = x->dims[0];
-        else if (x->dims[0] != *steps)
-            return fail(c,
-                        "scan over tensors 1 and %d have different lengths "
-                        "along axis 0 (%lld and %lld)",
-                        j + 1, (long long)*steps, (long long)x->dims[0]);
-    }
-    return true;
-}
-
-/* Every body argument has the type of what the scan passes for it. */
-static bool scan_args(Ctx *c, const Graph *body)
-{
-    int nc = c->attr->n_carry, no = c->attr->n_over, n_args = 0;
-    if (body->n_args != c->n_in)
-        return fail(c,
-                    "scan: the step function takes %d arguments but is "
-                    "given %d (carries: %d, slices: %d, captured values: %d)",
-                    (int)body->n_args, c->n_in, nc, no, c->n_in - nc - no);
-    for (int n = 0; n < body->nodes.len; n++)
-        n_args += body->nodes.data[n].op == OP_ARG;
-    for (int i = 0; i < c->n_in; i++) {
-        const Type *arg = body_arg(body, i);
-        if (!arg || n_args != body->n_args)
-            return fail(c,
-                        "scan: body graph %s does not define arguments "
-                        "0..%d once each",
-                        body->name, (int)body->n_args - 1);
-        Type given =
-            i >= nc && i < nc + no ? without_first(&c->in[i]) : c->in[i];
-        if (ir_type_eq(arg, &given))
-            continue;
-        if (i < nc)
-            return fail(c,
-                        "scan carry %d: initial value is %s but the step "
-                        "function takes %s",
-                        i + 1, ts(&given).s, ts(arg).s);
-        if (i < nc + no)
-            return fail(c,
-                        "scan over tensor %d: its slice is %s but the step "
-                        "function takes %s",
-                        i - nc + 1, ts(&given).s, ts(arg).s);
-        return fail(c,
-                    "scan captured value %d is %s but the step function "
-                    "takes %s",
-                    i - nc - no + 1, ts(&given).s, ts(arg).s);
-    }
-    return true;
-}
-
-/* The scan's results from the body's: carries checked, outputs stacked. */
-static int scan_results(Ctx *c, const Graph *body, int64_t steps)
-{
-    int nc = c->attr->n_carry, n_res = body->results.len;
-    if (n_res == 0)
-        return fail(c, "scan: the step function returns nothing");
-    if (n_res < nc)
-        return fail(c,
-                    "scan: the step function returns %d value%s but there "
-                    "are %d carries",
-                    n_res, n_res == 1 ? "" : "s", nc);
-    if (n_res > c->max_out)
-        return fail(c, "scan has %d results, more than %d", n_res, c->max_out);
-    for (int i = 0; i < n_res; i++) {
-        Value v = body->results.data[i];
-        if (v.id == 0 || (int32_t)v.id >= body->values.len)
-            return fail(c, "scan: result %d of body graph %s is not a value", i,
-                        body->name);
-        const Type *r = &body->values.data[v.id].type;
-        if (i < nc && !ir_type_eq(r, &c->in[i]))
-            return fail(c,
-                        "scan carry %d: initial value is %s but the step "
-                        "function returns %s",
-                        i + 1, ts(&c->in[i]).s, ts(r).s);
-        if (i >= nc && r->rank + 1 > IR_MAX_RANK)
-            return fail(c,
-                        "scan output %d: %s stacked over the steps would "
-                        "have rank %d, more than %d",
-                        i - nc + 1, ts(r).s, (int)r->rank + 1, IR_MAX_RANK);
-        c->out[i] = *r;
-        if (i >= nc) {
-            c->out[i].rank = 0;
-            append_dim(&c->out[i], steps);
-            for (int j = 0; j < r->rank; j++)
-                append_dim(&c->out[i], r->dims[j]);
-        }
-    }
-    return n_res;
-}
-
-static int infer_scan(Ctx *c)
-{
-    const Attrs *a = c->attr;
-    int64_t steps = 0;
-    if (!c->m || a->graph < 0 || a->graph >= c->m->graphs.len)
-        return fail(c, "scan: body graph %d does not exist", (int)a->graph);
-    if (a->n_over < 1)
-        return fail(c, "scan needs at least one tensor to scan over");
-    if (a->n_carry < 0 || a->n_carry > c->n_in - a->n_over)
-        return fail(c,
-                    "scan has %d operands, too few for its carries (%d) "
-                    "and scanned tensors (%d)",
-                    c->n_in, (int)a->n_carry, (int)a->n_over);
-    const Graph *body = c->m->graphs.data[a->graph];
-    if (!scan_steps(c, &steps) || !scan_args(c, body))
-        return 0;
-    return scan_results(c, body, steps);
+    return sh_one(c, t);
 }
 
 /* ---- the table --------------------------------------------------------- */
@@ -947,11 +587,11 @@ static int apply_rule(Ctx *c, RuleFn rule)
     if (!c->attr)
         c->attr = &none;
     if (arity >= 0 && c->n_in != arity)
-        return fail(c, "%s takes %d operand%s, not %d", op_word(c->op), arity,
-                    arity == 1 ? "" : "s", c->n_in);
+        return sh_fail(c, "%s takes %d operand%s, not %d", sh_op_word(c->op),
+                       arity, arity == 1 ? "" : "s", c->n_in);
     if (c->n_in < 0 || c->max_out < 1)
-        return fail(c, "%s: %d operands and room for %d results",
-                    op_word(c->op), c->n_in, c->max_out);
+        return sh_fail(c, "%s: %d operands and room for %d results",
+                       sh_op_word(c->op), c->n_in, c->max_out);
     for (int i = 0; i < c->n_in; i++)
         if (!check_type(c, &c->in[i], "operand", i + 1))
             return 0;
@@ -1012,20 +652,20 @@ RULE(SLICE, infer_slice)
 RULE(SUM, infer_reduce)
 RULE(MEAN, infer_reduce)
 RULE(MAX, infer_reduce)
-RULE(SOFTMAX, infer_softmax)
-RULE(LOG_SOFTMAX, infer_softmax)
-RULE(LAYERNORM, infer_norm)
-RULE(RMSNORM, infer_norm)
-RULE(GATHER, infer_gather)
-RULE(CAUSAL_MASK, infer_causal_mask)
-RULE(ATTENTION, infer_attention)
-RULE(DROPOUT, infer_dropout)
-RULE(CROSS_ENTROPY, infer_cross_entropy)
-RULE(MSE, infer_pair_loss)
-RULE(BCE_WITH_LOGITS, infer_pair_loss)
-RULE(SCATTER_ADD, infer_scatter_add)
-RULE(ONE_HOT, infer_one_hot)
-RULE(SCAN, infer_scan)
+RULE(SOFTMAX, sh_infer_softmax)
+RULE(LOG_SOFTMAX, sh_infer_softmax)
+RULE(LAYERNORM, sh_infer_norm)
+RULE(RMSNORM, sh_infer_norm)
+RULE(GATHER, sh_infer_gather)
+RULE(CAUSAL_MASK, sh_infer_causal_mask)
+RULE(ATTENTION, sh_infer_attention)
+RULE(DROPOUT, sh_infer_dropout)
+RULE(CROSS_ENTROPY, sh_infer_cross_entropy)
+RULE(MSE, sh_infer_pair_loss)
+RULE(BCE_WITH_LOGITS, sh_infer_pair_loss)
+RULE(SCATTER_ADD, sh_infer_scatter_add)
+RULE(ONE_HOT, sh_infer_one_hot)
+RULE(SCAN, sh_infer_scan)
 #undef RULE
 
 /* Expanded from ops.def: an op added there without a RULE line above is a

@@ -115,7 +115,7 @@ int nnc_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
               int64_t ldb, float beta, float *c, int64_t ldc)
 {
     nncrt_setup();
-    Gemm g = {trans_a != 0, trans_b != 0, m,  n, k, alpha, beta, a, b, c,
+    Gemm g = {trans_a != 0, trans_b != 0, m,   n, k, alpha, beta, a, b, c,
               lda,          ldb,          ldc, 0};
     int rc = gemm_check(&g);
     if (rc == NNC_OK)

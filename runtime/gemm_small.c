@@ -8,8 +8,9 @@
  * every shape up to 40^3, all transposes, beta 0 and 1: only NN with
  * k >= 32 allocates, and nothing above 100^3).  That breaks the rule that
  * nothing allocates after NAME_new, so gemm.c routes exactly those
- * products here.  This kernel is simple and 2-8x slower than OpenBLAS's,
- * which is why it is used for nothing else.
+ * products here.  The kernel is plain C and slower than OpenBLAS's
+ * assembly (docs/runtime.md gives measurements), which is why it is used
+ * for nothing else.
  *
  * C = alpha · op(A) op(B) + beta · C, row-major.  Each element is
  * acc = sum over p = 0..k-1, in that order, of op(A)[i,p] · op(B)[p,j] in
@@ -32,9 +33,8 @@
 
 /* acc[j] += a_ip * B[p, j] for the rows p of a non-transposed B. */
 static inline __attribute__((always_inline)) void
-accumulate_rows(float *restrict acc, const float *restrict arow,
-                            int64_t a_step, const float *restrict b,
-                            int64_t ldb, int64_t k, int64_t nb)
+accumulate_rows(float *restrict acc, const float *restrict arow, int64_t a_step,
+                const float *restrict b, int64_t ldb, int64_t k, int64_t nb)
 {
     for (int64_t p = 0; p < k; p++) {
         float a = arow[p * a_step];
@@ -46,9 +46,8 @@ accumulate_rows(float *restrict acc, const float *restrict arow,
 
 /* The same with B transposed: op(B)[p, j] = B[j, p]. */
 static inline __attribute__((always_inline)) void
-accumulate_cols(float *restrict acc, const float *restrict arow,
-                            int64_t a_step, const float *restrict b,
-                            int64_t ldb, int64_t k, int64_t nb)
+accumulate_cols(float *restrict acc, const float *restrict arow, int64_t a_step,
+                const float *restrict b, int64_t ldb, int64_t k, int64_t nb)
 {
     for (int64_t p = 0; p < k; p++) {
         float a = arow[p * a_step];
@@ -57,8 +56,9 @@ accumulate_cols(float *restrict acc, const float *restrict arow,
     }
 }
 
-static inline __attribute__((always_inline)) void store(float *restrict c, const float *restrict acc, int64_t nb,
-                  float alpha, float beta)
+static inline __attribute__((always_inline)) void
+store(float *restrict c, const float *restrict acc, int64_t nb, float alpha,
+      float beta)
 {
     if (beta == 0.0f) {
         for (int64_t j = 0; j < nb; j++)
@@ -72,7 +72,7 @@ static inline __attribute__((always_inline)) void store(float *restrict c, const
 /* The kernel, compiled once per instruction set below. */
 #define SMALL_KERNEL_BODY                                                      \
     float acc[SMALL_COLS];                                                     \
-    int64_t a_step = ta ? lda : 1; /* op(A)[i, p] = arow[p * a_step] */       \
+    int64_t a_step = ta ? lda : 1; /* op(A)[i, p] = arow[p * a_step] */        \
     for (int64_t i = 0; i < m; i++) {                                          \
         const float *arow = ta ? a + i : a + i * lda;                          \
         for (int64_t j0 = 0; j0 < n; j0 += SMALL_COLS) {                       \
@@ -88,7 +88,7 @@ static inline __attribute__((always_inline)) void store(float *restrict c, const
     }
 
 #define SMALL_PARAMS                                                           \
-    int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,             \
+    int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,              \
         const float *a, int64_t lda, const float *b, int64_t ldb, float beta,  \
         float *c, int64_t ldc
 

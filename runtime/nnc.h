@@ -220,6 +220,12 @@ NNC_API int nnc_model_init(const nnc_model_info *info, void *base,
  * (NNC_NUM_THREADS, else the cores this process may run on). */
 NNC_API void nnc_set_num_threads(int n);
 NNC_API int nnc_get_num_threads(void);
+/* Called by every generated NAME_new: reads the configuration, pins
+ * OpenBLAS to one thread and starts the pool's worker threads (creating a
+ * thread allocates), so that no later call allocates.  From then on
+ * nnc_set_num_threads also starts any workers a larger count needs.
+ * Idempotent; programs that never make a model never start threads. */
+NNC_API void nnc_runtime_prepare(void);
 
 typedef void (*nnc_range_fn)(void *ctx, int64_t begin, int64_t end);
 /* Calls fn on a static partition of [0, n): with T = min(threads, n)

@@ -2,8 +2,12 @@
  * of the runtime (thread count from NNC_NUM_THREADS, OpenBLAS pinned to
  * one thread).
  *
- * Workers are created lazily, the first time a region needs them, and then
- * live for the whole process, parked on a condition variable between
+ * Workers are started by nnc_runtime_prepare(), which every generated
+ * NAME_new calls (creating a thread allocates its stack and TLS, and
+ * nothing may allocate after NAME_new); from then on nnc_set_num_threads
+ * starts any extra workers at once.  A program that never makes a model
+ * starts them lazily, the first time a region needs them.  They live for
+ * the whole process, parked on a condition variable between
  * regions: no busy spinning, so two processes (or a pool and OpenBLAS)
  * sharing cores do not burn each other's time.  A region publishes one job
  * under the pool mutex and bumps a generation counter; worker t runs chunk
@@ -50,6 +54,7 @@ static struct {
     int threads;            /* configured size, >= 1 */
     int default_threads;
     int started;         /* workers 1..started exist */
+    int prepared;        /* nnc_runtime_prepare ran: keep workers started */
     uint64_t generation; /* bumped for every job */
     uint64_t start_gen[POOL_MAX_THREADS];
     Job job;
@@ -113,13 +118,27 @@ static void setup(void)
 
 void nncrt_setup(void) { pthread_once(&setup_once, setup); }
 
+static int ensure_workers(int want);
+
 /* A running region keeps the partition it started with. */
 void nnc_set_num_threads(int n)
 {
     nncrt_setup();
     pthread_mutex_lock(&pool.mu);
     pool.threads = n < 1 ? pool.default_threads : clamp_threads(n);
+    int want = pool.prepared ? pool.threads - 1 : 0;
     pthread_mutex_unlock(&pool.mu);
+    ensure_workers(want);
+}
+
+void nnc_runtime_prepare(void)
+{
+    nncrt_setup();
+    pthread_mutex_lock(&pool.mu);
+    pool.prepared = 1;
+    int want = pool.threads - 1;
+    pthread_mutex_unlock(&pool.mu);
+    ensure_workers(want);
 }
 
 int nnc_get_num_threads(void)

@@ -8,7 +8,10 @@
  * mkstemp in the target's directory, fsync'ed and renamed over the target,
  * then the directory is fsync'ed.  Any failure removes the temporary and
  * leaves the previous target untouched.  The new file takes the old one's
- * permission bits, or 0644 when there was none.
+ * permission bits, or 0644 when there was none.  A target that exists and
+ * is not a regular file or a symbolic link (a device such as /dev/null, a
+ * FIFO, a socket, a directory) is refused before anything is written, and
+ * checked again just before the rename.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -172,9 +175,37 @@ static void fsync_dir(const char *dir)
     }
 }
 
+/* What `path` is when it exists and is neither a regular file nor a
+ * symbolic link (which rename replaces), else NULL: renaming over a
+ * device such as /dev/null, a FIFO or a socket would replace it, and over
+ * a directory fails only after all the writing. */
+static const char *not_a_file(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0 || S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))
+        return NULL;
+    return S_ISDIR(st.st_mode)    ? "a directory"
+           : S_ISCHR(st.st_mode)  ? "a character device"
+           : S_ISBLK(st.st_mode)  ? "a block device"
+           : S_ISFIFO(st.st_mode) ? "a FIFO"
+           : S_ISSOCK(st.st_mode) ? "a socket"
+                                  : "not a regular file";
+}
+
+static int refuse_non_file(const char *path, const char *what)
+{
+    return nnc_rt_set_error(NNC_ERR_IO,
+                            "%s: error: cannot write: the path exists and is "
+                            "%s, not a regular file",
+                            path, what);
+}
+
 static int write_file(const char *path, const char *tmp, const char *dir,
                       const StrBuf *header, const SaveItem *items, int n)
 {
+    const char *what = not_a_file(path);
+    if (what)
+        return refuse_non_file(path, what);
     struct stat st;
     mode_t mode =
         stat(path, &st) == 0 && S_ISREG(st.st_mode) ? st.st_mode & 07777 : 0644;
@@ -191,6 +222,10 @@ static int write_file(const char *path, const char *tmp, const char *dir,
         err = errno;
     if (close(fd) != 0 && !err)
         err = errno;
+    if (!err && (what = not_a_file(path)) != NULL) { /* appeared meanwhile */
+        unlink(tmp);
+        return refuse_non_file(path, what);
+    }
     if (!err && rename(tmp, path) != 0)
         err = errno;
     if (err) {

@@ -1,13 +1,16 @@
 /* data.c — reading the demos' data: a gzip file uncompressed with zlib
  * (data/digits.csv.gz), the concatenated text files of a directory
  * (/usr/share/common-licenses), and the 96-symbol character vocabulary of
- * the LSTM language model. */
+ * the LSTM language model.  Without zlib (DEMO_HAVE_ZLIB undefined: the
+ * build found no zlib1g-dev) the gzip file is read through `gzip -dc`. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#ifdef DEMO_HAVE_ZLIB
 #include <zlib.h>
+#endif
 
 #include "demo.h"
 
@@ -31,25 +34,79 @@ static void buffer_reserve(Buffer *b, size_t extra)
     b->cap = cap;
 }
 
-char *demo_read_gzip(const char *path, size_t *len)
+/* Appends everything f yields until end of file. */
+static void append_stream(Buffer *b, FILE *f, const char *path)
+{
+    size_t n;
+    do {
+        buffer_reserve(b, 65536);
+        n = fread(b->data + b->len, 1, 65536, f);
+        b->len += n;
+    } while (n > 0);
+    if (ferror(f))
+        demo_fail("%s: read error", path);
+}
+
+#ifdef DEMO_HAVE_ZLIB
+static void append_gzip(Buffer *b, const char *path)
 {
     gzFile f = gzopen(path, "rb");
     if (!f)
         demo_fail("%s: cannot open", path);
-    Buffer b = {0};
     for (;;) {
-        buffer_reserve(&b, 65536);
-        int n = gzread(f, b.data + b.len, 65536);
+        buffer_reserve(b, 65536);
+        int n = gzread(f, b->data + b->len, 65536);
         if (n < 0) {
             int code;
-            const char *msg = gzerror(f, &code);
-            demo_fail("%s: %s", path, msg);
+            demo_fail("%s: %s", path, gzerror(f, &code));
         }
         if (n == 0)
             break;
-        b.len += (size_t)n;
+        b->len += (size_t)n;
     }
     gzclose(f);
+}
+#else
+/* `gzip -dc 'PATH'` with every ' of PATH written '\'' for the shell. */
+static void gzip_command(char *dst, size_t cap, const char *path)
+{
+    size_t k = (size_t)snprintf(dst, cap, "gzip -dc '");
+    for (const char *p = path; *p; p++) {
+        const char *piece = *p == '\'' ? "'\\''" : NULL;
+        size_t need = piece ? strlen(piece) : 1;
+        if (k + need + 2 > cap)
+            demo_fail("%s: path too long", path);
+        if (piece)
+            memcpy(dst + k, piece, need);
+        else
+            dst[k] = *p;
+        k += need;
+    }
+    memcpy(dst + k, "'", 2);
+}
+
+static void append_gzip(Buffer *b, const char *path)
+{
+    FILE *probe = fopen(path, "rb");
+    if (!probe)
+        demo_fail("%s: cannot open", path);
+    fclose(probe);
+    char command[4200];
+    gzip_command(command, sizeof command, path);
+    FILE *f = popen(command, "r");
+    if (!f)
+        demo_fail("%s: cannot run gzip", path);
+    append_stream(b, f, path);
+    if (pclose(f) != 0)
+        demo_fail("%s: gzip -dc failed", path);
+}
+#endif
+
+char *demo_read_gzip(const char *path, size_t *len)
+{
+    Buffer b = {0};
+    buffer_reserve(&b, 0);
+    append_gzip(&b, path);
     b.data[b.len] = 0;
     *len = b.len;
     return b.data;
@@ -60,14 +117,7 @@ static void append_file(Buffer *b, const char *path)
     FILE *f = fopen(path, "rb");
     if (!f)
         demo_fail("%s: cannot open", path);
-    size_t n;
-    do {
-        buffer_reserve(b, 65536);
-        n = fread(b->data + b->len, 1, 65536, f);
-        b->len += n;
-    } while (n > 0);
-    if (ferror(f))
-        demo_fail("%s: read error", path);
+    append_stream(b, f, path);
     fclose(f);
 }
 

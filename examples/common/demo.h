@@ -20,7 +20,7 @@
 
 #include "nnc.h"
 
-/* ---- options.c: the flags every demo understands ------------------------ */
+/* ---- options.c: the flags every demo understands ------------------------- */
 
 typedef struct DemoOptions {
     const char *program; /* argv[0]'s base name, prefixes messages */
@@ -48,7 +48,7 @@ _Noreturn void demo_fail(const char *fmt, ...)
 void demo_check(int status, const char *what);
 void *demo_alloc(size_t bytes); /* zeroed; never NULL */
 
-/* ---- progress.c: wall clock and progress lines ---------------------------- */
+/* ---- progress.c: wall clock and progress lines --------------------------- */
 
 double demo_now(void); /* seconds, monotonic */
 
@@ -69,7 +69,7 @@ void demo_progress_step(DemoProgress *p, long step, float loss, long items,
                         long every);
 double demo_progress_seconds(const DemoProgress *p); /* since start */
 
-/* ---- rng.c: seeded random numbers (splitmix64), independent of libc ------- */
+/* ---- rng.c: seeded random numbers (splitmix64), independent of libc ------ */
 
 typedef struct DemoRng {
     uint64_t state;
@@ -77,14 +77,14 @@ typedef struct DemoRng {
 
 void demo_rng_seed(DemoRng *r, uint64_t seed);
 uint64_t demo_rng_next(DemoRng *r);
-uint64_t demo_rng_below(DemoRng *r, uint64_t n); /* uniform in [0, n) */
-double demo_rng_uniform(DemoRng *r);             /* uniform in [0, 1) */
+uint64_t demo_rng_below(DemoRng *r, uint64_t n);      /* uniform in [0, n) */
+double demo_rng_uniform(DemoRng *r);                  /* uniform in [0, 1) */
 void demo_shuffle(int32_t *a, int64_t n, DemoRng *r); /* Fisher-Yates */
 
-/* ---- data.c: files ------------------------------------------------------ */
+/* ---- data.c: files ------------------------------------------------------- */
 
-/* The whole of a gzip-compressed file, uncompressed (zlib); NUL-terminated,
- * *len excludes the NUL. */
+/* The whole of a gzip-compressed file, uncompressed (zlib, or `gzip -dc`
+ * when built without it); NUL-terminated, *len excludes the NUL. */
 char *demo_read_gzip(const char *path, size_t *len);
 /* The regular files of `dir` (symbolic links, which duplicate a file there,
  * are skipped), concatenated in byte order of their names. */
@@ -96,7 +96,7 @@ int64_t demo_text_to_ids96(const char *text, size_t len, int32_t *ids);
 char demo_id96_to_char(int32_t id);
 int32_t demo_char_to_id96(char ch); /* -1 if the character is dropped */
 
-/* ---- stats.c: losses and sampling ------------------------------------------ */
+/* ---- stats.c: losses and sampling ---------------------------------------- */
 
 /* Sum over rows of -log softmax(logits[r])[targets[r]], in double (nats). */
 double demo_cross_entropy_sum(const float *logits, const int32_t *targets,
@@ -109,10 +109,13 @@ int32_t demo_sample(const float *logits, int64_t n, double temperature,
  * over the first `warmup` steps to `peak`, then a cosine decay to peak/10. */
 double demo_lr_schedule(long step, long steps, double peak, long warmup);
 
-/* ---- model.c: sizes from the model's table -------------------------------- */
+/* ---- model.c: sizes from the model's table ------------------------------- */
 
-/* Dimension `axis` of the model input `name`; fails if there is none. */
-int64_t demo_input_dim(const nnc_model_info *info, const char *name, int axis);
+/* Dimension `axis` (negative counts from the end) of the tensor `name` with
+ * role `role` (NNC_ROLE_INPUT, NNC_ROLE_OUTPUT, ...); fails if there is
+ * none. */
+int64_t demo_tensor_dim(const nnc_model_info *info, nnc_role role,
+                        const char *name, int axis);
 /* Number of trainable and frozen parameter values. */
 int64_t demo_param_count(const nnc_model_info *info);
 

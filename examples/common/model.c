@@ -2,13 +2,17 @@
  * C programs follow whatever -D sizes the model was compiled with. */
 #include "demo.h"
 
-int64_t demo_input_dim(const nnc_model_info *info, const char *name, int axis)
+int64_t demo_tensor_dim(const nnc_model_info *info, nnc_role role,
+                        const char *name, int axis)
 {
-    const nnc_tensor_info *t = nnc_model_find(info, name, NNC_ROLE_INPUT);
+    const nnc_tensor_info *t = nnc_model_find(info, name, role);
     if (!t)
-        demo_fail("model '%s' has no input '%s'", info->name, name);
+        demo_fail("model '%s' has no tensor '%s' of that role", info->name,
+                  name);
+    if (axis < 0)
+        axis += t->rank;
     if (axis < 0 || axis >= t->rank)
-        demo_fail("input '%s' of model '%s' has no axis %d", name, info->name,
+        demo_fail("tensor '%s' of model '%s' has no axis %d", name, info->name,
                   axis);
     return t->shape[axis];
 }

@@ -38,26 +38,26 @@ void *demo_alloc(size_t bytes)
 
 static void print_usage(FILE *f, const DemoOptions *o, const char *about)
 {
-    fprintf(f, "usage: %s [options]\n%s\n\noptions (default):\n", o->program,
-            about);
-    fprintf(f, "  --steps N          training steps (%ld)\n", o->steps);
-    fprintf(f, "  --seed N           seed of init, batches, sampling (%llu)\n",
-            (unsigned long long)o->seed);
-    fprintf(f, "  --lr X             peak learning rate (%g)\n", o->lr);
-    fprintf(f, "  --print-every N    progress line every N steps (%ld)\n",
-            o->print_every);
-    fprintf(f, "  --threads N        runtime threads, 0 = default (%d)\n",
-            o->threads);
-    fprintf(f, "  --data PATH        data file or directory (%s)\n",
-            o->data ? o->data : "none");
-    fprintf(f, "  --params PATH      parameter file (%s)\n",
+    fprintf(f, "usage: %s [options]\n%s\n\n", o->program, about);
+    fprintf(f,
+            "options (default):\n"
+            "  --steps N          training steps (%ld)\n"
+            "  --seed N           seed of init, batches, sampling (%llu)\n"
+            "  --lr X             peak learning rate, 0 = the model's "
+            "constant one (%g)\n"
+            "  --print-every N    progress line every N steps (%ld)\n"
+            "  --threads N        runtime threads, 0 = runtime default (%d)\n"
+            "  --data PATH        data file or directory (%s)\n"
+            "  --params PATH      parameters written or read (%s)\n",
+            o->steps, (unsigned long long)o->seed, o->lr, o->print_every,
+            o->threads, o->data ? o->data : "none",
             o->params ? o->params : "none");
-    fprintf(f, "  --prompt TEXT      sampling: text to start from (\"%s\")\n",
-            o->prompt ? o->prompt : "");
-    fprintf(f, "  --length N         sampling: characters to generate (%ld)\n",
-            o->length);
-    fprintf(f, "  --temperature X    sampling: softmax temperature (%g)\n",
-            o->temperature);
+    fprintf(f,
+            "options of the samplers (charlm_sample, gpt_sample):\n"
+            "  --prompt TEXT      text to start from (\"%s\")\n"
+            "  --length N         characters to generate (%ld)\n"
+            "  --temperature X    softmax temperature, 0 = argmax (%g)\n",
+            o->prompt ? o->prompt : "", o->length, o->temperature);
 }
 
 static _Noreturn void bad_usage(const DemoOptions *o, const char *about,

@@ -63,5 +63,6 @@ double demo_lr_schedule(long step, long steps, double peak, long warmup)
     double progress = (double)(step - warmup) / (double)(steps - warmup);
     if (progress > 1)
         progress = 1;
-    return peak * (0.1 + 0.9 * 0.5 * (1 + cos(3.14159265358979323846 * progress)));
+    return peak *
+           (0.1 + 0.9 * 0.5 * (1 + cos(3.14159265358979323846 * progress)));
 }

@@ -5,10 +5,11 @@
  * The examples are split once, by a fixed seed (not --seed), into 1437 for
  * training and 360 for testing.  Training takes minibatches of B examples
  * from a fresh shuffle each epoch (the incomplete last batch is left for the
- * next shuffle), with a warm-up and cosine learning-rate schedule, printing
- * step, mean loss and examples/s.  The test set is evaluated with the
- * compiled forward pass before and after training, its last partial batch
- * padded with copies of its first example that are not counted. */
+ * next shuffle), each image moved by a random -1..1 pixels in x and y, with
+ * a warm-up and cosine learning-rate schedule, printing step, mean loss and
+ * examples/s.  The test set's loss and accuracy come from the compiled
+ * forward pass, before and after training; its last partial batch is
+ * padded with copies of its first image, which are not counted. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,8 @@ static void parse_csv(const char *text, const char *path, Examples *ex)
             if (end == p || (*end != want && !(j == PIXELS && !*end)) ||
                 v < 0 || v > (j < PIXELS ? 16 : CLASSES - 1))
                 demo_fail("%s: line %lld: expected 64 pixels 0..16 and a "
-                          "label 0..9", path, (long long)ex->n + 1);
+                          "label 0..9",
+                          path, (long long)ex->n + 1);
             if (j < PIXELS)
                 ex->x[ex->n * PIXELS + j] = (float)v / 16.0f;
             else
@@ -89,24 +91,33 @@ static void split(const Examples *all, Examples *train, Examples *test)
     free(order);
 }
 
-/* Fraction of ex that the model classifies correctly, batch by batch. */
-static double accuracy(digits *m, const Examples *ex, int64_t batch)
+typedef struct Score {
+    double loss;     /* mean cross-entropy, nats */
+    double accuracy; /* fraction classified correctly */
+} Score;
+
+/* How the model does on ex, batch by batch through the forward pass. */
+static Score evaluate(digits *m, const Examples *ex, int64_t batch)
 {
     float *x = demo_alloc((size_t)batch * PIXELS * sizeof(float));
     float *logits = demo_alloc((size_t)batch * CLASSES * sizeof(float));
     int64_t correct = 0;
+    double loss = 0;
     for (int64_t start = 0; start < ex->n; start += batch) {
         int64_t rows = ex->n - start < batch ? ex->n - start : batch;
         for (int64_t r = 0; r < batch; r++) /* pad with the first row */
-            memcpy(x + r * PIXELS, ex->x + (start + (r < rows ? r : 0)) * PIXELS,
+            memcpy(x + r * PIXELS,
+                   ex->x + (start + (r < rows ? r : 0)) * PIXELS,
                    PIXELS * sizeof(float));
         demo_check(digits_forward(m, x, logits), "forward");
         for (int64_t r = 0; r < rows; r++)
-            correct += demo_argmax(logits + r * CLASSES, CLASSES) == ex->y[start + r];
+            correct +=
+                demo_argmax(logits + r * CLASSES, CLASSES) == ex->y[start + r];
+        loss += demo_cross_entropy_sum(logits, ex->y + start, rows, CLASSES);
     }
     free(x);
     free(logits);
-    return (double)correct / (double)ex->n;
+    return (Score){loss / (double)ex->n, (double)correct / (double)ex->n};
 }
 
 /* Writes image `src` moved by (dx, dy) pixels to dst, filling with 0: the
@@ -117,7 +128,8 @@ static void shift_image(float *dst, const float *src, int dx, int dy)
         for (int c = 0; c < 8; c++) {
             int sr = r - dy, sc = c - dx;
             dst[r * 8 + c] = sr >= 0 && sr < 8 && sc >= 0 && sc < 8
-                                 ? src[sr * 8 + sc] : 0.0f;
+                                 ? src[sr * 8 + sc]
+                                 : 0.0f;
         }
 }
 
@@ -147,8 +159,9 @@ static void train(digits *m, const Examples *ex, int64_t batch,
                         dx, dy);
             y[r] = ex->y[order[next]];
         }
-        digits_set_lr(m, (float)demo_lr_schedule(step - 1, o->steps, o->lr,
-                                                 o->steps / 20));
+        if (o->lr > 0) /* else the constant rate of the .nn file */
+            digits_set_lr(m, (float)demo_lr_schedule(step - 1, o->steps, o->lr,
+                                                     o->steps / 20));
         float loss = digits_train_step(m, x, y);
         if (loss != loss)
             demo_fail("training step %ld: %s", step, nnc_last_error());
@@ -164,7 +177,10 @@ static void train(digits *m, const Examples *ex, int64_t batch,
 
 int main(int argc, char **argv)
 {
-    DemoOptions o = {.steps = 1000, .seed = 1, .lr = 3e-3, .print_every = 100,
+    DemoOptions o = {.steps = 4000,
+                     .seed = 1,
+                     .lr = 3e-3,
+                     .print_every = 500,
                      .data = DEMO_DATA_DIR "/digits.csv.gz"};
     demo_parse_options(&o, argc, argv,
                        "Trains an MLP (digits.nn) on 8x8 handwritten digits "
@@ -177,24 +193,30 @@ int main(int argc, char **argv)
     split(&all, &train_set, &test_set);
 
     const nnc_model_info *info = digits_info();
-    int64_t batch = demo_input_dim(info, "x", 0);
-    if (demo_input_dim(info, "x", 1) != PIXELS)
+    int64_t batch = demo_tensor_dim(info, NNC_ROLE_INPUT, "x", 0);
+    if (demo_tensor_dim(info, NNC_ROLE_INPUT, "x", 1) != PIXELS)
         demo_fail("digits.nn must take %d pixels per example", PIXELS);
     printf("digits: %lld training and %lld test images of 8x8 pixels, "
-           "%lld parameters, batch %lld\n", (long long)train_set.n,
-           (long long)test_set.n, (long long)demo_param_count(info),
-           (long long)batch);
+           "%lld parameters, batch %lld\n",
+           (long long)train_set.n, (long long)test_set.n,
+           (long long)demo_param_count(info), (long long)batch);
     digits *m = digits_new();
     if (!m)
         demo_fail("out of memory");
     digits_init(m, o.seed);
-    printf("test accuracy before training: %.2f%%\n",
-           100 * accuracy(m, &test_set, batch));
+    Score before = evaluate(m, &test_set, batch);
+    printf("test loss before training: %.4f, accuracy %.2f%%\n", before.loss,
+           100 * before.accuracy);
     train(m, &train_set, batch, &o);
-    printf("train accuracy: %.2f%%\n", 100 * accuracy(m, &train_set, batch));
-    double acc = accuracy(m, &test_set, batch);
-    printf("test accuracy: %.2f%% (%lld of %lld)\n", 100 * acc,
-           (long long)(acc * (double)test_set.n + 0.5), (long long)test_set.n);
+    Score on_train = evaluate(m, &train_set, batch);
+    printf("training set: loss %.4f, accuracy %.2f%%\n", on_train.loss,
+           100 * on_train.accuracy);
+    Score after = evaluate(m, &test_set, batch);
+    printf("test loss after training: %.4f (before %.4f)\n", after.loss,
+           before.loss);
+    printf("test accuracy: %.2f%% (%lld of %lld)\n", 100 * after.accuracy,
+           (long long)(after.accuracy * (double)test_set.n + 0.5),
+           (long long)test_set.n);
     if (o.params)
         demo_check(digits_save(m, o.params), o.params);
     digits_free(m);

@@ -93,6 +93,8 @@ int nnc_mpi_step(nnc_mpi *dp, nnc_mpi_backward_fn backward, void *batch,
     if (loss)
         *loss = NAN;
     int rc = check_trainable(dp);
+    if (rc == NNC_OK && !backward)
+        rc = nnc_rt_set_error(NNC_ERR_ARG, "nnc_mpi_step: no backward function");
     if (rc != NNC_OK)
         return rc;
     nnc_clear_error();

@@ -252,20 +252,67 @@ case_unwritable_header() {
     [ ! -e good.o ] || fail "left good.o without its header"
 }
 
-# A write that fails midway (/dev/full): status 1 and the reason.  (LLVM
-# reports its own failures to write, as "LLVM ERROR: IO failure on output
-# stream: ...".)
+# A write that fails midway (/dev/full): status 1 and the reason, in
+# nnc's words (code is generated in memory and written by nnc, never
+# LLVM's fatal "LLVM ERROR: IO failure on output stream").
 case_disk_full() {
     [ -c /dev/full ] || { echo "no /dev/full: nothing to test"; return; }
     local args
-    for args in "-o /dev/full" "--emit llvm -o /dev/full" "--emit ir -o /dev/full" \
-        "-o good.o --header /dev/full"; do
+    for args in "-o /dev/full" "--emit llvm -o /dev/full" "--emit asm -o /dev/full" \
+        "--emit ir -o /dev/full" "-o good.o --header /dev/full"; do
         # shellcheck disable=SC2086  # args is a list of words
         run good.nn $args
         expect_status 1
-        expect_text err "No space left on device"
+        expect_empty out
+        expect_line err "nnc: error: cannot write '/dev/full': No space left on device"
+        expect_no_text err "LLVM ERROR"
     done
     [ ! -e good.o ] || fail "left good.o without its header"
+}
+
+# An object whose write fails partway (a 4 KiB file size limit; the
+# object is larger) leaves the previous object byte for byte and no
+# temporary: it is written beside the target and renamed into place.
+case_failed_write_keeps_object() {
+    run good.nn -o good.o
+    expect_status 0
+    cp good.o before.o
+    status=0
+    (trap '' XFSZ && ulimit -f 4 && exec "$nnc" good.nn -O0 -o good.o >out 2>err) ||
+        status=$?
+    last="nnc good.nn -O0 -o good.o (ulimit -f 4)"
+    expect_status 1
+    expect_line err "nnc: error: cannot write 'good.o': File too large"
+    expect_no_text err "LLVM ERROR"
+    cmp -s good.o before.o || fail "good.o changed"
+    [ -z "$(find . -name '.good.o.tmp-*')" ] || fail "left a temporary behind"
+    run good.nn -o /dev/null --header good2.h
+    expect_status 0
+    [ -c /dev/null ] || fail "/dev/null is no longer a device"
+}
+
+# An unknown --cpu is a command-line error (status 2) found before any
+# code is generated, for the host and for a cross target (LLVM itself
+# would only warn, then abort on x86-64).
+case_unknown_cpu() {
+    run good.nn --cpu nosuchcpu -o x.o
+    expect_status 2
+    expect_empty out
+    expect_line err "nnc: error: unknown CPU 'nosuchcpu' for target '$("$nnc" --emit llvm good.nn |
+        sed -n 's/^target triple = "\(.*\)"$/\1/p')'"
+    [ "$(wc -l <err)" -eq 1 ] || fail "expected exactly one line on stderr"
+    [ ! -e x.o ] || fail "wrote x.o"
+    [ ! -e x.h ] || fail "wrote x.h"
+    run good.nn --target aarch64-linux-gnu --cpu nosuchcpu --emit asm -o -
+    expect_status 2
+    expect_empty out
+    expect_line err "nnc: error: unknown CPU 'nosuchcpu' for target 'aarch64-linux-gnu'"
+    run good.nn --target aarch64-linux-gnu --cpu cortex-a72 --emit asm -o good.s
+    expect_status 0
+    expect_empty err
+    run good.nn --cpu x86-64-v3 --emit asm -o good.s
+    expect_status 0
+    expect_empty err
 }
 
 case_unknown_target() {

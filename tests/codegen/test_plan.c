@@ -158,6 +158,37 @@ static void test_chain_in_place(void **state)
     arena_free(t.arena);
 }
 
+/* plan.c's example: outputs %3 and %4 of relu -> exp -> neg and relu ->
+ * log.  relu's result is live at exp, so exp gets other bytes; neg writes
+ * over exp's result and log over relu's: two slots, not four. */
+static void test_doc_example(void **state)
+{
+    (void)state;
+    TB t = tb_new("doc");
+    Value x = tb_input(&t, "x", F32(1024));
+    Value a = tb_op1(&t, OP_RELU, x), b = tb_op1(&t, OP_EXP, a);
+    Value c = tb_op1(&t, OP_NEG, b), d = tb_op1(&t, OP_LOG, a);
+    tb_output(&t, c, "c");
+    tb_output(&t, d, "d");
+    CgPlan *p = cg_plan_new(t.arena, t.m);
+    cg_plan_verify(p);
+    const CgBuffer *ba = buffer_of(p, 0, a), *bb = buffer_of(p, 0, b);
+    const CgBuffer *bc = buffer_of(p, 0, c), *bd = buffer_of(p, 0, d);
+    int32_t t0 = ba->iv[0].lo; /* relu's tick (the input node's is before) */
+    assert_int_equal(ba->iv[0].hi, t0 + 3);
+    assert_int_equal(bb->iv[0].lo, t0 + 1);
+    assert_int_equal(bb->iv[0].hi, t0 + 2);
+    assert_int_equal(bc->iv[0].lo, t0 + 2);
+    assert_int_equal(bc->iv[0].hi, t0 + 4);
+    assert_int_equal(bd->iv[0].lo, t0 + 3);
+    assert_int_equal(bd->iv[0].hi, t0 + 4);
+    assert_int_equal(bb->inplace_of, -1);
+    assert_ptr_equal(&p->bufs[bc->inplace_of], bb);
+    assert_ptr_equal(&p->bufs[bd->inplace_of], ba);
+    assert_int_equal(p->workspace, 2 * 4096);
+    arena_free(t.arena);
+}
+
 /* a = relu x; b = exp a; c = a * b; d = a[4] + m[8, 4]: a is still live
  * at b, so b gets its own bytes; c may overwrite a (dying there); d has
  * more elements than its operand c, so not in place; no two slots live
@@ -331,6 +362,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chain_in_place),
         cmocka_unit_test(test_in_place_only_when_legal),
+        cmocka_unit_test(test_doc_example),
         cmocka_unit_test(test_scan_lifetimes),
         cmocka_unit_test(test_verifier_rejects_bad_plans),
         cmocka_unit_test(test_header_states_workspace),

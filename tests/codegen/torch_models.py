@@ -9,52 +9,22 @@ nnc applies them), its parameters and inputs from safetensors files (names
 and shapes as declared in the .nn file), runs the forward pass of the model
 named by its `model` line in float64, and writes the outputs (float32)
 under the names of its `output` line.  Needs only torch and numpy: the
-safetensors format (8-byte little-endian header length, JSON header, raw
-little-endian data) is read and written here.
+safetensors files are read and written by tests/lib/safetensors_io.py,
+whose st_read and st_write are re-exported here for the scripts that
+import this one.
 """
-import json
+import os
 import re
-import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-DTYPES = {"F32": np.float32, "I32": np.int32, "F64": np.float64, "I64": np.int64}
-
-
-def st_read(path):
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
-    data = blob[8 + n:]
-    out = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        lo, hi = meta["data_offsets"]
-        arr = np.frombuffer(data[lo:hi], dtype=DTYPES[meta["dtype"]])
-        out[name] = arr.reshape(meta["shape"]).copy()
-    return out
-
-
-def st_write(path, tensors):
-    header, chunks, off = {}, [], 0
-    for name, arr in tensors.items():
-        arr = np.ascontiguousarray(arr)
-        dtype = {np.dtype(np.float32): "F32", np.dtype(np.int32): "I32"}[arr.dtype]
-        raw = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(arr.shape),
-                        "data_offsets": [off, off + len(raw)]}
-        chunks.append(raw)
-        off += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(chunks))
-
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from safetensors_io import st_read, st_write  # noqa: E402,F401
 
 def read_model(path, overrides):
     """The model name, dims (overrides applied before dependants) and the
@@ -128,9 +98,11 @@ def gpt(p, x, d):
 MODELS = {"mlp": mlp, "rnn": rnn, "lstm": lstm, "gpt": gpt}
 
 
-def main(argv):
+def parse_defines(argv):
+    """The positional arguments and the -D NAME=INT (or -DNAME=INT)
+    overrides of a command line (argv without the program name)."""
     args, overrides = [], {}
-    it = iter(argv[1:])
+    it = iter(argv)
     for a in it:
         if a == "-D" or a.startswith("-D"):
             spec = next(it) if a == "-D" else a[2:]
@@ -138,6 +110,11 @@ def main(argv):
             overrides[key] = int(val)
         else:
             args.append(a)
+    return args, overrides
+
+
+def main(argv):
+    args, overrides = parse_defines(argv[1:])
     if len(args) != 4:
         sys.exit(__doc__)
     model, params, inputs, outputs = args

@@ -28,14 +28,12 @@ Usage:
 MODEL may also be nnc graph IR text, whose `input` lines read the same.
 
 Dims come from the .nn file with the -D overrides applied, by
-tests/codegen/torch_models.py's reader, whose safetensors reader is used
-too.  Files are written by st_write below, which keeps scalars as shape
-[] (np.ascontiguousarray, in torch_models.st_write, makes them [1]).
+tests/codegen/torch_models.py's reader.  Safetensors files are read and
+written by tests/lib/safetensors_io.py, whose st_write keeps scalars as
+shape [].
 """
-import json
 import os
 import re
-import struct
 import sys
 
 import numpy as np
@@ -43,26 +41,12 @@ import numpy as np
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "codegen"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
 import torch_models  # noqa: E402  (after the path is set)
+from safetensors_io import st_read, st_write  # noqa: E402
 
 INPUT = re.compile(r"input\s+(\w+)\s*:\s*(f32|i32)\s*\[([^\]]*)\]")
-
-
-def st_write(path, tensors):
-    """A safetensors file of F32 and I32 arrays, scalars as shape []."""
-    header, chunks, off = {}, [], 0
-    for name, arr in tensors.items():
-        arr = np.asarray(arr)
-        dtype = {np.dtype(np.float32): "F32", np.dtype(np.int32): "I32"}[arr.dtype]
-        raw = arr.astype(arr.dtype.newbyteorder("<")).tobytes(order="C")
-        header[name] = {"dtype": dtype, "shape": list(arr.shape),
-                        "data_offsets": [off, off + len(raw)]}
-        chunks.append(raw)
-        off += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(chunks))
 
 
 def parse_flags(argv):
@@ -112,7 +96,7 @@ def make_inputs(argv):
 def compare(argv):
     (got_path, want_path), _, opts = parse_flags(argv)
     tol = float(opts.get("tol", 1e-4))
-    got, want = torch_models.st_read(got_path), torch_models.st_read(want_path)
+    got, want = st_read(got_path), st_read(want_path)
     if sorted(got) != sorted(want):
         sys.exit(f"compare: names differ: {sorted(got)} vs {sorted(want)}")
     worst = 0.0
@@ -139,8 +123,8 @@ def grads(argv):
     as_torch = lambda a: torch.from_numpy(
         a.astype(np.float64) if a.dtype == np.float32 else a)
     p = {k: as_torch(v).requires_grad_(k not in frozen)
-         for k, v in torch_models.st_read(params).items()}
-    x = {k: as_torch(v) for k, v in torch_models.st_read(inputs).items()}
+         for k, v in st_read(params).items()}
+    x = {k: as_torch(v) for k, v in st_read(inputs).items()}
     z = torch_models.MODELS[name](p, x, dims)[logits]
     loss = F.cross_entropy(z.reshape(-1, z.shape[-1]), x[target].reshape(-1).long())
     loss.backward()
@@ -163,7 +147,7 @@ def check_close(what, got, want, tol=1e-5):
 def linear(argv):
     import torch
     (params, inputs, grads, log, after), _, _ = parse_flags(argv)
-    p, x = torch_models.st_read(params), torch_models.st_read(inputs)
+    p, x = st_read(params), st_read(inputs)
     t64 = lambda a: torch.tensor(a.astype(np.float64))
     w = t64(p["W"]).requires_grad_(True)
     c, xs, ts = t64(p["c"]), t64(x["x"]), t64(x["t"])
@@ -172,7 +156,7 @@ def linear(argv):
         loss = ((xs @ w + c - ts) ** 2).mean()
         loss.backward()
         if k == 0:
-            g = torch_models.st_read(grads)
+            g = st_read(grads)
             if sorted(g) != ["W", "loss"] or g["loss"].shape != ():
                 sys.exit(f"linear: {grads} holds {sorted(g)}")
             check_close("grad W", g["W"], w.grad.numpy())
@@ -185,7 +169,7 @@ def linear(argv):
             with torch.no_grad():
                 w -= 0.1 * w.grad
         w.grad = None
-    a = torch_models.st_read(after)
+    a = st_read(after)
     check_close("W after the steps", a["W"], w.detach().numpy())
     check_close("c after the steps", a["c"], c.numpy(), tol=0)
 

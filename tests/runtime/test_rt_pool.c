@@ -5,7 +5,9 @@
  * nested calls and calls from a second thread serially; and honour
  * NNC_NUM_THREADS (set in main before the runtime reads it).  nnc_sgemm
  * and nnc_sgemm_batched are compared with a double-precision reference
- * for every transpose combination, serial and split over the pool.
+ * for every transpose combination, serial and split over the pool, with
+ * shapes on both sides of gemm.c's choice of its own small kernel, which
+ * must give the same bits at any thread count.
  */
 #include <math.h>
 #include <pthread.h>
@@ -251,15 +253,36 @@ static void test_sgemm(void **state)
         nnc_set_num_threads(threads);
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
-                check_gemm(ta, tb, 5, 7, 3);     /* serial */
-                check_gemm(ta, tb, 131, 67, 70); /* split by rows */
-                check_gemm(ta, tb, 40, 150, 90); /* split by columns */
+                check_gemm(ta, tb, 5, 7, 3);      /* serial */
+                check_gemm(ta, tb, 131, 67, 70);  /* split by rows */
+                check_gemm(ta, tb, 40, 150, 90);  /* split by columns */
+                check_gemm(ta, tb, 10, 8, 40);    /* NN: gemm_small.c */
+                check_gemm(ta, tb, 100, 96, 100); /* NN: small, split */
+                check_gemm(ta, tb, 3, 300, 33);   /* NN: small, by columns */
             }
     }
     nnc_set_num_threads(0);
     float x = 0;
     assert_int_equal(nnc_sgemm(0, 0, 2, 2, 2, 1, &x, 1, &x, 2, 0, &x, 2),
                      NNC_ERR_ARG); /* lda < k */
+}
+
+/* The same product at 1 and 3 threads: bit-identical for the products
+ * gemm.c gives its own kernel (NN, k >= 32, at most 100^3), split or not. */
+static void test_sgemm_small_deterministic(void **state)
+{
+    enum { M = 100, N = 97, K = 100 };
+    static float a[M * K], b[K * N], c1[M * N], c3[M * N];
+    for (int i = 0; i < M * K; i++)
+        a[i] = value(i, 6) * 0.37f;
+    for (int i = 0; i < K * N; i++)
+        b[i] = value(i, 7) * 1.13f;
+    nnc_set_num_threads(1);
+    assert_int_equal(nnc_sgemm(0, 0, M, N, K, 1, a, K, b, N, 0, c1, N), NNC_OK);
+    nnc_set_num_threads(3);
+    assert_int_equal(nnc_sgemm(0, 0, M, N, K, 1, a, K, b, N, 0, c3, N), NNC_OK);
+    nnc_set_num_threads(0);
+    assert_memory_equal(c1, c3, sizeof c1);
 }
 
 static void check_batched(int64_t batch, int64_t m, int64_t n, int64_t k,
@@ -309,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_callers),
         cmocka_unit_test(test_worker_errors_reach_caller),
         cmocka_unit_test(test_sgemm),
+        cmocka_unit_test(test_sgemm_small_deterministic),
         cmocka_unit_test(test_sgemm_batched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

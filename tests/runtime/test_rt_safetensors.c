@@ -8,7 +8,8 @@
  * and with the destination left byte-for-byte unchanged; and atomic saving
  * (an unwritable directory and a write failing midway both leave the old
  * file intact and no temporary behind; a good save replaces the file and
- * keeps its permission bits).
+ * keeps its permission bits; a FIFO or a directory at the target is
+ * refused with a message and left in place, a symbolic link replaced).
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -490,6 +491,53 @@ static void test_save_write_failure(void **state)
     assert_int_equal(leftover_temps(dir), 0);
 }
 
+/* Saving over something that is not a regular file fails before writing
+ * and leaves it as it was (a FIFO stands in for devices like /dev/null,
+ * which a test must never touch). */
+static void check_refused(const char *p, const char *what, int fifo)
+{
+    unsigned char base[TOTAL];
+    fill_model(base, 3.0f, 0);
+    char want[512];
+    snprintf(want, sizeof want,
+             "%s: error: cannot write: the path exists and is %s, not a "
+             "regular file",
+             p, what);
+    assert_int_equal(nnc_st_save(p, &toy, base, NNC_ST_OPT_STATE), NNC_ERR_IO);
+    assert_string_equal(nnc_last_error(), want);
+    nnc_tensor_info x = toy_tensors[0];
+    const void *src[1] = {base};
+    assert_int_equal(nnc_st_save_tensors(p, 1, &x, src), NNC_ERR_IO);
+    assert_string_equal(nnc_last_error(), want);
+    struct stat st;
+    assert_int_equal(lstat(p, &st), 0);
+    assert_true(fifo ? S_ISFIFO(st.st_mode) : S_ISDIR(st.st_mode));
+    assert_int_equal(leftover_temps(dir), 0);
+}
+
+static void test_save_refuses_non_files(void **state)
+{
+    const char *fifo = path_of("fifo.safetensors");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    check_refused(fifo, "a FIFO", 1);
+    const char *sub = path_of("sub.safetensors");
+    assert_int_equal(mkdir(sub, 0755), 0);
+    check_refused(sub, "a directory", 0);
+    /* A symbolic link is replaced, never followed (here to the FIFO). */
+    const char *link = path_of("link.safetensors");
+    assert_int_equal(symlink(fifo, link), 0);
+    unsigned char base[TOTAL], back[TOTAL];
+    fill_model(base, 4.0f, 0);
+    assert_int_equal(nnc_st_save(link, &toy, base, 0), NNC_OK);
+    struct stat st;
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(lstat(fifo, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    assert_int_equal(nnc_st_load(link, &toy, back, 0), NNC_OK);
+    assert_memory_equal(back, base, G_W1);
+}
+
 static int setup_dir(void **state)
 {
     strcpy(dir, "/tmp/nnc_rt_st_XXXXXX");
@@ -517,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_save_replaces),
         cmocka_unit_test(test_save_unwritable_dir),
         cmocka_unit_test(test_save_write_failure),
+        cmocka_unit_test(test_save_refuses_non_files),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
