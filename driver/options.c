@@ -86,7 +86,7 @@ static const OptionSpec option_specs[] = {
     {CLI_CPU, "--cpu", "--cpu NAME", true, false, IN_COMPILE, S_COMPILE,
      "CPU to generate code for (default: native\n"
      "for the host triple)"},
-    {CLI_EMIT, "--emit", "--emit obj|asm|llvm|ir|dot", true, false, IN_COMPILE,
+    {CLI_EMIT, "--emit", "--emit obj|asm|llvm|ir|dot|stats", true, false, IN_COMPILE,
      S_COMPILE,
      "object (default), assembly, LLVM IR text,\n"
      "nnc graph IR text or Graphviz; --emit stats:\n"
@@ -279,7 +279,7 @@ static bool parse_emit(Parser *p, const char *value)
             p->o->emit = (EmitKind)k;
             return true;
         }
-    return parse_error(p, "--emit %s: expected obj, asm, llvm, ir or dot",
+    return parse_error(p, "--emit %s: expected obj, asm, llvm, ir, dot or stats",
                        value);
 }
 

@@ -5,6 +5,7 @@
  * fed first; every next character is drawn from softmax(logits /
  * temperature). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "charlm.h"
@@ -31,6 +32,15 @@ static State state_new(void)
     st.c_next = demo_alloc(h);
     st.logits = demo_alloc((size_t)st.vocab * sizeof(float));
     return st;
+}
+
+static void state_free(State *st)
+{
+    free(st->h);
+    free(st->c);
+    free(st->h_next);
+    free(st->c_next);
+    free(st->logits);
 }
 
 /* Feeds one character id; leaves the logits of the next in st->logits. */
@@ -80,5 +90,6 @@ int main(int argc, char **argv)
     }
     printf("\n---\n");
     charlm_free(m);
+    state_free(&st);
     return 0;
 }

@@ -60,6 +60,17 @@ static Buffers buffers_new(Sizes s)
     return b;
 }
 
+static void buffers_free(Buffers *b)
+{
+    free(b->tokens);
+    free(b->targets);
+    free(b->h);
+    free(b->c);
+    free(b->h_next);
+    free(b->c_next);
+    free(b->logits);
+}
+
 /* Mean cross-entropy (nats/char) of predicting ids[1..n) from what precedes,
  * over B streams of equal length processed in T-windows with h and c carried
  * across windows (the tail shorter than one window per stream is left out). */
@@ -174,6 +185,7 @@ int main(int argc, char **argv)
     demo_check(charlm_save(m, o.params), o.params);
     printf("parameters saved to %s\n", o.params);
     charlm_free(m);
+    buffers_free(&b);
     free(ids);
     return 0;
 }

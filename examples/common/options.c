@@ -124,7 +124,7 @@ void demo_parse_options(DemoOptions *o, int argc, char **argv,
 {
     const char *slash = strrchr(argv[0], '/');
     o->program = program_name = slash ? slash + 1 : argv[0];
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* flag, value */
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             print_usage(stdout, o, about);
             exit(0);
@@ -133,7 +133,6 @@ void demo_parse_options(DemoOptions *o, int argc, char **argv,
             bad_usage(o, about, argv[i], "unknown option or missing value");
         if (!apply_option(o, about, argv[i], argv[i + 1]))
             bad_usage(o, about, argv[i], "unknown option");
-        i++;
     }
     if (o->print_every < 1)
         o->print_every = 1;

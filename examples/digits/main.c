@@ -62,6 +62,12 @@ static void parse_csv(const char *text, const char *path, Examples *ex)
     }
 }
 
+static void examples_free(Examples *ex)
+{
+    free(ex->x);
+    free(ex->y);
+}
+
 /* Copies the examples order[0..n) of `all` into `part`. */
 static void take(const Examples *all, const int32_t *order, int64_t n,
                  Examples *part)
@@ -220,5 +226,8 @@ int main(int argc, char **argv)
     if (o.params)
         demo_check(digits_save(m, o.params), o.params);
     digits_free(m);
+    examples_free(&all);
+    examples_free(&train_set);
+    examples_free(&test_set);
     return 0;
 }

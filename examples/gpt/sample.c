@@ -7,6 +7,7 @@
  * the logits at position n-1; after that, the last T bytes slide along and
  * the draw uses position T-1.  Draws are from softmax(logits / temperature). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "demo.h"
@@ -54,5 +55,8 @@ int main(int argc, char **argv)
     }
     printf("\n---\n");
     gpt_free(m);
+    free(text);
+    free(window);
+    free(logits);
     return 0;
 }

@@ -143,6 +143,9 @@ int main(int argc, char **argv)
     demo_check(gpt_save(m, o.params), o.params);
     printf("parameters saved to %s\n", o.params);
     gpt_free(m);
+    free(b.tokens);
+    free(b.targets);
+    free(b.logits);
     free(ids);
     return 0;
 }

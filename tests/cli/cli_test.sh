@@ -95,7 +95,7 @@ case_help() {
     expect_text out "nnc run MODEL.nn"
     local opt
     for opt in "-o PATH" "--header PATH" "-D NAME=INT" "-O0 ... -O3" "--target TRIPLE" \
-               "--cpu NAME" "--emit obj|asm|llvm|ir|dot" "--dump-after PASS|all" \
+               "--cpu NAME" "--emit obj|asm|llvm|ir|dot|stats" "--dump-after PASS|all" \
                "--dump-before PASS|all" "--stop-after PASS" "--verify-each" "--time-passes" \
                "--no-fuse" "--no-train" "--passes" "--ir-in" "--params" "--seed N" \
                "--inputs" "--outputs" "--grads" "--train-steps N" "--save" "--version"; do
@@ -135,7 +135,7 @@ case_bad_define() {
 
 case_bad_option_values() {
     run good.nn --emit exe
-    expect_usage_error "--emit exe: expected obj, asm, llvm, ir or dot"
+    expect_usage_error "--emit exe: expected obj, asm, llvm, ir, dot or stats"
     run good.nn -O5 --emit ir
     expect_usage_error "-O5: expected -O0, -O1, -O2 or -O3"
     run good.nn --emit ir --passes cse,nope

@@ -176,7 +176,8 @@ int main(void)
     return !ok;
 }
 C
-    say "$MPICC" -std=c99 -Wall -Wextra -pedantic-errors -Werror -I"$NNC_MPI_TEST_BIN" \
+    # shellcheck disable=SC2086  # sanitizer flags when libnncrt has them
+    say "$MPICC" -std=c99 -Wall -Wextra -pedantic-errors -Werror $NNC_TEST_CC_FLAGS -I"$NNC_MPI_TEST_BIN" \
         -I"$NNC_SOURCE_DIR/runtime" -I"$NNC_SOURCE_DIR/runtime/mpi" "$tmp/api.c" \
         "$NNC_MPI_TEST_BIN/digits.o" "$NNC_MPI_SO" -Wl,-rpath,"$(dirname "$NNC_MPI_SO")" \
         "$NNCRT_SO" -Wl,-rpath,"$(dirname "$NNCRT_SO")" -lm -o "$tmp/api" ||
@@ -197,6 +198,7 @@ case_install() {
     done
     cp -r "$NNC_SOURCE_DIR/examples/mpi" "$tmp/example"
     say "$CMAKE_COMMAND" -S "$tmp/example" -B "$tmp/build" -DCMAKE_PREFIX_PATH="$prefix" \
+        -DCMAKE_C_FLAGS="$NNC_TEST_CC_FLAGS" \
         >"$tmp/configure.log" 2>&1 || fail "configure failed: $(cat "$tmp/configure.log")"
     say "$CMAKE_COMMAND" --build "$tmp/build" >"$tmp/build.log" 2>&1 ||
         fail "build failed: $(cat "$tmp/build.log")"
@@ -208,7 +210,7 @@ case_install() {
     libs=$(pkg-config --libs nncrt_mpi) || fail "pkg-config --libs nncrt_mpi failed"
     say "$prefix/bin/nnc" "$tmp/example/digits.nn" -o "$tmp/digits.o" || fail "nnc failed"
     # shellcheck disable=SC2086  # word lists from pkg-config
-    say cc -std=c99 -Wall -Werror $cflags -I"$tmp" "$tmp/example/train_digits.c" "$tmp/digits.o" \
+    say cc -std=c99 -Wall -Werror $NNC_TEST_CC_FLAGS $cflags -I"$tmp" "$tmp/example/train_digits.c" "$tmp/digits.o" \
         $libs -lm -Wl,-rpath,"$prefix/lib" -o "$tmp/train_pc" || fail "cc with pkg-config failed"
     [ -f "$NNC_DIGITS" ] || return 0
     for exe in "$tmp/build/train_digits" "$tmp/train_pc"; do

@@ -160,10 +160,10 @@ static void test_value_forms(void **state)
     assert_string_equal(opts.header, "m.h");
     assert_true(parse("nnc", "m.nn", "--emit", "dot", NULL));
     assert_int_equal(opts.emit, EMIT_DOT);
-    assert_parse_error("--emit exe: expected obj, asm, llvm, ir or dot", "m.nn",
+    assert_parse_error("--emit exe: expected obj, asm, llvm, ir, dot or stats", "m.nn",
                        "--emit", "exe");
     assert_parse_error(
-        "option '--emit' needs a value: --emit obj|asm|llvm|ir|dot", "m.nn",
+        "option '--emit' needs a value: --emit obj|asm|llvm|ir|dot|stats", "m.nn",
         "--emit");
     assert_parse_error("option '-o' needs a non-empty value", "m.nn", "-o", "");
     assert_parse_error("option '-o' is given twice", "m.nn", "-o", "a", "-o",
