@@ -186,6 +186,7 @@ typedef void (*CgLowerFn)(Cg *c, Graph *g, const Node *n);
 extern const CgLowerFn cg_lower[OP_COUNT];
 
 void cg_emit_graph(Cg *c, Graph *g); /* every node, in order */
+bool *cg_live_nodes(const Module *m, const Graph *g, bool training); /* nodes emitted; caller frees */
 LLVMValueRef cg_ptr(Cg *c, const Graph *g, Value v);
 void cg_set_ptr(Cg *c, const Graph *g, Value v, LLVMValueRef p);
 LLVMValueRef cg_scratch(Cg *c, const Graph *g, const Node *n);

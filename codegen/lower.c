@@ -140,17 +140,21 @@ void cg_lower_alias(Cg *c, Graph *g, const Node *n)
     cg_set_ptr(c, g, n->out[0], cg_ptr(c, g, n->in[0]));
 }
 
-static bool *live_nodes(const Cg *c, const Graph *g)
+/* The nodes the walker emits: the main graph from its outputs, or in
+ * training from the loss and the gradients; a body from all its results and
+ * its arguments.  The memory planner (plan.c) replays the same choice, so
+ * both call this one function.  The caller frees the array. */
+bool *cg_live_nodes(const Module *m, const Graph *g, bool training)
 {
     bool *live_v = calloc((size_t)g->values.len, sizeof *live_v);
     bool *live_n = calloc((size_t)g->nodes.len + 1, sizeof *live_n);
     if (!live_v || !live_n)
         ir_internal_error("codegen", "out of memory");
     int first = 0, n_res = g->results.len;
-    if (g->id == 0 && c->training)
-        first = c->m->n_outputs;
+    if (g->id == 0 && training)
+        first = m->n_outputs;
     else if (g->id == 0)
-        n_res = c->m->n_outputs;
+        n_res = m->n_outputs;
     for (int r = first; r < n_res; r++)
         live_v[g->results.data[r].id] = true;
     for (int ni = g->nodes.len - 1; ni >= 0; ni--) {
@@ -168,7 +172,7 @@ static bool *live_nodes(const Cg *c, const Graph *g)
 
 void cg_emit_graph(Cg *c, Graph *g)
 {
-    bool *live = live_nodes(c, g);
+    bool *live = cg_live_nodes(c->m, g, c->training);
     const int64_t *off = c->lay->value_off[g->id];
     for (int ni = 0; ni < g->nodes.len; ni++) {
         const Node *n = &g->nodes.data[ni];

@@ -138,33 +138,6 @@ static void make_buffers(Sim *s, Arena *a)
     }
 }
 
-/* The nodes the walker emits (lower.c): the main graph from its outputs,
- * or in training from the loss and the gradients; a body from all its
- * results and its arguments. */
-static bool *live_nodes(const Sim *s, const Graph *g)
-{
-    bool *live_v = xcalloc((size_t)g->values.len, sizeof *live_v);
-    bool *live_n = xcalloc((size_t)g->nodes.len + 1, sizeof *live_n);
-    int first = 0, n_res = g->results.len;
-    if (g->id == 0 && s->training)
-        first = s->m->n_outputs;
-    else if (g->id == 0)
-        n_res = s->m->n_outputs;
-    for (int r = first; r < n_res; r++)
-        live_v[g->results.data[r].id] = true;
-    for (int ni = g->nodes.len - 1; ni >= 0; ni--) {
-        const Node *n = &g->nodes.data[ni];
-        for (int o = 0; o < n->n_out; o++)
-            live_n[ni] |= live_v[n->out[o].id];
-        if (g->id != 0 && n->op == OP_ARG)
-            live_n[ni] = true;
-        for (int i = 0; live_n[ni] && i < n->n_in; i++)
-            live_v[n->in[i].id] = true;
-    }
-    free(live_v);
-    return live_n;
-}
-
 /* Per emission of one graph: the first and last tick of each buffer. */
 typedef struct Span {
     int32_t *lo, *hi; /* indexed by buffer; lo < 0: untouched */
@@ -257,7 +230,7 @@ static void sim_node(Sim *s, const Graph *g, int ni, int *root, Span *sp)
 static void sim_graph(Sim *s, const Graph *g)
 {
     int nb = s->p->n_bufs;
-    bool *live = live_nodes(s, g);
+    bool *live = cg_live_nodes(s->m, g, s->training);
     int *root = xcalloc((size_t)g->values.len + 1, sizeof *root);
     Span sp = {xcalloc((size_t)nb, sizeof(int32_t)),
                xcalloc((size_t)nb, sizeof(int32_t))};
