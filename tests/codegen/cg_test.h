@@ -7,10 +7,13 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codegen/codegen.h"
+#include "frontend/frontend.h"
 #include "ir/ir.h"
+#include "passes/pass.h"
 #include "runtime/nnc.h"
 
 typedef struct TB {
@@ -184,6 +187,41 @@ static inline void expect_close(const float *got, const double *want, int64_t n,
             fail();
         }
     }
+}
+
+
+/* "B=4 IN=16 ..." -> dim overrides (names in the arena); returns the count. */
+static inline int cg_test_overrides(Arena *a, const char *defines,
+                                    DimOverride *ov, int max)
+{
+    int n = 0;
+    char buf[256], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", defines ? defines : "");
+    for (char *tok = strtok_r(buf, " ", &save); tok && n < max;
+         tok = strtok_r(NULL, " ", &save)) {
+        char *eq = strchr(tok, '=');
+        *eq = 0;
+        ov[n++] = (DimOverride){arena_strdup(a, tok), atoll(eq + 1), false};
+    }
+    return n;
+}
+
+/* Front end with dim overrides, then the pass pipeline with verification
+ * after each pass: autodiff adds the gradients unless no_train. */
+static inline Module *cg_test_compile(Arena *a, const char *file,
+                                      const char *src, const char *defines,
+                                      bool no_train)
+{
+    DimOverride ov[16];
+    int n = cg_test_overrides(a, defines, ov, 16);
+    Diag d;
+    diag_init(&d, file, src, strlen(src));
+    Module *m = fe_compile(a, src, strlen(src), "model", ov, n, &d);
+    assert_non_null(m);
+    PassCtx ctx = {.m = m, .arena = a, .no_train = no_train};
+    PassOptions po = {.verify_each = true, .dump = stderr};
+    pass_run_pipeline(m, &ctx, &po);
+    return m;
 }
 
 #endif

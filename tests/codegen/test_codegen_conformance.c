@@ -42,15 +42,7 @@ typedef struct Run {
 static Module *compile_model(Arena *a, const char *path, const char *defines)
 {
     DimOverride ov[8];
-    int n = 0;
-    char buf[256], *save = NULL;
-    snprintf(buf, sizeof buf, "%s", defines);
-    for (char *tok = strtok_r(buf, " ", &save); tok;
-         tok = strtok_r(NULL, " ", &save)) {
-        char *eq = strchr(tok, '=');
-        *eq = 0;
-        ov[n++] = (DimOverride){arena_strdup(a, tok), atoll(eq + 1), false};
-    }
+    int n = cg_test_overrides(a, defines, ov, 8);
     size_t len;
     char *src = read_text(path, &len);
     Diag d;

@@ -52,23 +52,7 @@ static Module *compile_nn(Arena *a, const char *model, const char *defines,
     char path[512];
     snprintf(path, sizeof path, "%s/%s.nn", NNC_CONFORMANCE_DIR, model);
     char *src = read_file(path);
-    DimOverride ov[16];
-    int n = 0;
-    char buf[256], *save = NULL;
-    snprintf(buf, sizeof buf, "%s", defines);
-    for (char *tok = strtok_r(buf, " ", &save); tok && n < 16;
-         tok = strtok_r(NULL, " ", &save)) {
-        char *eq = strchr(tok, '=');
-        *eq = 0;
-        ov[n++] = (DimOverride){arena_strdup(a, tok), atoll(eq + 1), false};
-    }
-    Diag d;
-    diag_init(&d, path, src, strlen(src));
-    Module *m = fe_compile(a, src, strlen(src), "model", ov, n, &d);
-    assert_non_null(m);
-    PassCtx ctx = {.m = m, .arena = a, .no_train = no_train};
-    PassOptions po = {.verify_each = true, .dump = stderr};
-    pass_run_pipeline(m, &ctx, &po);
+    Module *m = cg_test_compile(a, path, src, defines, no_train);
     free(src);
     return m;
 }

@@ -123,24 +123,7 @@ static inline TrainSpec spec_adam(OptKind k, double lr, double b1, double b2,
 static inline Module *nn_compile(Arena *a, const char *file, const char *src,
                                  const char *defines, bool no_train)
 {
-    DimOverride ov[16];
-    int n = 0;
-    char buf[256], *save = NULL;
-    snprintf(buf, sizeof buf, "%s", defines ? defines : "");
-    for (char *tok = strtok_r(buf, " ", &save); tok && n < 16;
-         tok = strtok_r(NULL, " ", &save)) {
-        char *eq = strchr(tok, '=');
-        *eq = 0;
-        ov[n++] = (DimOverride){arena_strdup(a, tok), atoll(eq + 1), false};
-    }
-    Diag d;
-    diag_init(&d, file, src, strlen(src));
-    Module *m = fe_compile(a, src, strlen(src), "model", ov, n, &d);
-    assert_non_null(m);
-    PassCtx ctx = {.m = m, .arena = a, .no_train = no_train};
-    PassOptions po = {.verify_each = true, .dump = stderr};
-    pass_run_pipeline(m, &ctx, &po);
-    return m;
+    return cg_test_compile(a, file, src, defines, no_train);
 }
 
 static inline char *read_text_file(const char *path)
