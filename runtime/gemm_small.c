@@ -7,10 +7,11 @@
  * every call with k >= 32 (found by counting malloc around cblas_sgemm for
  * every shape up to 40^3, all transposes, beta 0 and 1: only NN with
  * k >= 32 allocates, and nothing above 100^3).  That breaks the rule that
- * nothing allocates after NAME_new, so gemm.c routes exactly those
- * products here.  The kernel is plain C and slower than OpenBLAS's
- * assembly (docs/runtime.md gives measurements), which is why it is used
- * for nothing else.
+ * nothing allocates after NAME_new, so on CPUs without AVX-512 gemm.c
+ * routes exactly those products here (with AVX-512, gemm_avx512.c takes
+ * every product and this kernel is not used).  The kernel is plain C and
+ * slower than OpenBLAS's assembly (docs/runtime.md gives measurements),
+ * which is why it is used for nothing else.
  *
  * C = alpha · op(A) op(B) + beta · C, row-major.  Each element is
  * acc = sum over p = 0..k-1, in that order, of op(A)[i,p] · op(B)[p,j] in

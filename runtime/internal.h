@@ -53,6 +53,19 @@ void nncrt_sgemm_small(int ta, int tb, int64_t m, int64_t n, int64_t k,
                        const float *b, int64_t ldb, float beta, float *c,
                        int64_t ldc);
 
+/* gemm_avx512.c: the same contract, packed and register-blocked with
+ * AVX-512 FMAs; call only when nncrt_have_avx512() (checked once) is
+ * nonzero.  Each element's sum is cut into k blocks that depend only on k,
+ * so the bits do not depend on how C is cut into row or column blocks. */
+int nncrt_have_avx512(void);
+void nncrt_sgemm_avx512(int ta, int tb, int64_t m, int64_t n, int64_t k,
+                        float alpha, const float *a, int64_t lda,
+                        const float *b, int64_t ldb, float beta, float *c,
+                        int64_t ldc);
+/* Tile sizes of its micro-kernel: gemm.c cuts C in multiples of these. */
+#define NNCRT_AVX512_MR 8
+#define NNCRT_AVX512_NR 32
+
 /* ---- json.c: strict JSON (RFC 8259) into a small tree -------------------- */
 
 typedef enum JsonType {
