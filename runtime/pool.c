@@ -7,16 +7,30 @@
  * nothing may allocate after NAME_new); from then on nnc_set_num_threads
  * starts any extra workers at once.  A program that never makes a model
  * starts them lazily, the first time a region needs them.  They live for
- * the whole process, parked on a condition variable between
- * regions: no busy spinning, so two processes (or a pool and OpenBLAS)
- * sharing cores do not burn each other's time.  A region publishes one job
- * under the pool mutex and bumps a generation counter; worker t runs chunk
- * t of a static partition, the caller runs chunk 0 and waits for the rest.
- * The partition depends only on n and the thread count, never on timing.
+ * the whole process.  Between regions a worker spins for a short while
+ * (POOL_SPIN_ROUNDS pauses, about 100 us) watching the generation counter,
+ * then parks on a condition variable; the region's owner likewise spins
+ * before it sleeps waiting for the workers.  A scan runs a region per
+ * GEMM and per fused loop of every step, a few microseconds apart, and
+ * waking a parked thread costs tens of microseconds (two futex calls and a
+ * reschedule): spinning briefly makes back-to-back regions cheap, and
+ * parking after it keeps an idle pool from burning a core that another
+ * process (an MPI rank, a second model) could use.
  *
- * A message that fn sets with nnc_rt_set_error on a worker is copied to
- * the caller's nnc_last_error() when the region ends (chunk 0's own
- * message first, then the lowest failing worker chunk's).
+ * A region publishes one job under the pool mutex and bumps the
+ * generation.  The partition is static (it depends only on n and the
+ * thread count, never on timing) but who runs a chunk is not: the caller
+ * runs chunk 0, then it and the workers claim the remaining chunks from a
+ * counter.  On a busy machine a worker may not be scheduled for a whole
+ * time slice; the caller then runs its chunks itself instead of waiting
+ * for it.  A chunk computes the same thing whoever runs it, so results
+ * still do not depend on the thread count or on timing.  The counter
+ * carries the job's generation in its high half, so a worker that wakes
+ * late cannot claim a chunk of the next job.
+ *
+ * A message that fn sets with nnc_rt_set_error in a chunk reaches the
+ * caller's nnc_last_error() when the region ends: the lowest failing
+ * chunk's, whichever thread ran it.
  *
  * One region runs at a time: a caller that finds the pool busy (another
  * thread's region) or is itself inside a region (a nested call) runs its
@@ -37,13 +51,45 @@
 extern void openblas_set_num_threads(int n);
 
 #define POOL_MAX_THREADS 256
+/* Pauses a waiting thread spins through before it sleeps (~100 us). */
+#define POOL_SPIN_ROUNDS (1 << 14)
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Spins until *word != value or the budget runs out; true if it changed. */
+static int spin_while_equal_u64(const uint64_t *word, uint64_t value)
+{
+    for (int i = 0; i < POOL_SPIN_ROUNDS; i++) {
+        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != value)
+            return 1;
+        cpu_relax();
+    }
+    return 0;
+}
+
+static int spin_while_positive(const int *word)
+{
+    for (int i = 0; i < POOL_SPIN_ROUNDS; i++) {
+        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) <= 0)
+            return 1;
+        cpu_relax();
+    }
+    return 0;
+}
 
 typedef struct Job {
     nnc_range_fn fn;
     void *ctx;
     int64_t n;
     int chunks;  /* the partition: min(threads, n) */
-    int workers; /* chunks 1..workers run on workers; the rest on the caller */
+    int workers; /* worker threads that may claim chunks */
 } Job;
 
 static struct {
@@ -55,11 +101,14 @@ static struct {
     int default_threads;
     int started;         /* workers 1..started exist */
     int prepared;        /* nnc_runtime_prepare ran: keep workers started */
-    uint64_t generation; /* bumped for every job */
+    uint64_t generation; /* bumped for every job (atomic; written under mu) */
+    int sleepers;        /* workers parked on `wake` */
+    int owner_sleeping;  /* the region's owner is parked on `done` */
     uint64_t start_gen[POOL_MAX_THREADS];
     Job job;
-    int remaining; /* worker chunks not yet finished */
-    int err_chunk; /* lowest worker chunk that set an error, INT_MAX: none */
+    uint64_t claim; /* generation << 32 | next chunk to claim (atomic) */
+    int remaining;  /* chunks not yet finished (atomic) */
+    int err_chunk;  /* lowest chunk that set an error, INT_MAX: none (mu) */
     char err_msg[NNCRT_ERROR_CAP]; /* its message */
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER,
           .wake = PTHREAD_COND_INITIALIZER,
@@ -105,6 +154,9 @@ static void forget_workers(void)
     pthread_cond_init(&pool.done, NULL);
     pool.started = 0;
     pool.remaining = 0;
+    pool.claim = 0;
+    pool.sleepers = 0;
+    pool.owner_sleeping = 0;
 }
 
 static void setup(void)
@@ -160,15 +212,62 @@ static void chunk_range(int64_t n, int chunks, int t, int64_t *begin,
     *end = *begin + q + (t < r);
 }
 
+/* Runs chunk t; a message it set is recorded if it is the lowest so far. */
 static void run_chunk(const Job *job, int t)
 {
     int64_t begin, end;
     chunk_range(job->n, job->chunks, t, &begin, &end);
+    unsigned errors = nncrt_error_count();
     if (begin < end)
         job->fn(job->ctx, begin, end);
+    if (nncrt_error_count() != errors) {
+        pthread_mutex_lock(&pool.mu);
+        if (t < pool.err_chunk) {
+            pool.err_chunk = t;
+            snprintf(pool.err_msg, sizeof pool.err_msg, "%s", nnc_last_error());
+        }
+        pthread_mutex_unlock(&pool.mu);
+    }
+}
+
+/* Claims and runs chunks of job generation `gen` until none is left;
+ * returns how many this thread ran. */
+static int run_claimed_chunks(const Job *job, uint64_t gen)
+{
+    int ran = 0;
+    uint64_t tag = gen << 32;
+    for (;;) {
+        uint64_t w = __atomic_load_n(&pool.claim, __ATOMIC_ACQUIRE);
+        if ((w & ~0xffffffffull) != tag || (int)(w & 0xffffffffu) >= job->chunks)
+            return ran;
+        if (!__atomic_compare_exchange_n(&pool.claim, &w, w + 1, 0,
+                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            continue;
+        run_chunk(job, (int)(w & 0xffffffffu));
+        ran++;
+        if (__atomic_sub_fetch(&pool.remaining, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&pool.mu);
+            if (pool.owner_sleeping)
+                pthread_cond_signal(&pool.done);
+            pthread_mutex_unlock(&pool.mu);
+        }
+    }
 }
 
 /* ---- workers ------------------------------------------------------------- */
+
+/* Waits (spinning, then parked) for a generation after `seen`. */
+static void wait_for_job(uint64_t seen)
+{
+    pthread_mutex_unlock(&pool.mu);
+    spin_while_equal_u64(&pool.generation, seen);
+    pthread_mutex_lock(&pool.mu);
+    while (pool.generation == seen) {
+        pool.sleepers++;
+        pthread_cond_wait(&pool.wake, &pool.mu);
+        pool.sleepers--;
+    }
+}
 
 static void *worker_main(void *arg)
 {
@@ -177,22 +276,14 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&pool.mu);
     uint64_t seen = pool.start_gen[id];
     for (;;) {
-        while (pool.generation == seen)
-            pthread_cond_wait(&pool.wake, &pool.mu);
+        wait_for_job(seen);
         seen = pool.generation;
         Job job = pool.job;
-        if (id > job.workers)
+        if (id >= job.chunks)
             continue;
         pthread_mutex_unlock(&pool.mu);
-        unsigned errors = nncrt_error_count();
-        run_chunk(&job, id);
+        run_claimed_chunks(&job, seen);
         pthread_mutex_lock(&pool.mu);
-        if (nncrt_error_count() != errors && id < pool.err_chunk) {
-            pool.err_chunk = id;
-            snprintf(pool.err_msg, sizeof pool.err_msg, "%s", nnc_last_error());
-        }
-        if (--pool.remaining == 0)
-            pthread_cond_signal(&pool.done);
     }
     return NULL;
 }
@@ -226,24 +317,31 @@ static void run_region(Job *job)
 {
     job->workers = ensure_workers(job->chunks - 1);
     pthread_mutex_lock(&pool.mu);
+    uint64_t gen = pool.generation + 1;
     pool.job = *job;
-    pool.remaining = job->workers;
     pool.err_chunk = INT_MAX;
-    pool.generation++;
-    pthread_cond_broadcast(&pool.wake);
+    __atomic_store_n(&pool.remaining, job->chunks, __ATOMIC_RELAXED);
+    /* chunk 0 is the caller's: claiming starts at 1 */
+    __atomic_store_n(&pool.claim, (gen << 32) | 1u, __ATOMIC_RELAXED);
+    __atomic_store_n(&pool.generation, gen, __ATOMIC_RELEASE);
+    if (pool.sleepers > 0 && job->workers > 0)
+        pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.mu);
 
-    unsigned errors = nncrt_error_count();
     run_chunk(job, 0);
-    int chunk0_failed = nncrt_error_count() != errors;
-    for (int t = job->workers + 1; t < job->chunks; t++)
-        run_chunk(job, t);
+    __atomic_sub_fetch(&pool.remaining, 1, __ATOMIC_ACQ_REL);
+    run_claimed_chunks(job, gen);
 
+    spin_while_positive(&pool.remaining);
     pthread_mutex_lock(&pool.mu);
-    while (pool.remaining > 0)
+    while (__atomic_load_n(&pool.remaining, __ATOMIC_ACQUIRE) > 0) {
+        pool.owner_sleeping = 1;
         pthread_cond_wait(&pool.done, &pool.mu);
-    /* The caller reads errors on its own thread: hand it a worker's. */
-    if (!chunk0_failed && pool.err_chunk != INT_MAX)
+        pool.owner_sleeping = 0;
+    }
+    /* The caller reads errors on its own thread: hand it the lowest
+     * failing chunk's message (its own chunk's included). */
+    if (pool.err_chunk != INT_MAX)
         nncrt_error_adopt(pool.err_msg);
     pthread_mutex_unlock(&pool.mu);
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <time.h>
 
 #include "nnc.h"
 
@@ -101,19 +102,38 @@ static void test_coverage(void **state)
     nnc_set_num_threads(0);
 }
 
+/* Each chunk records its thread, then waits (at most 2 s) until all 3
+ * chunks have started: if they run at once, on 3 threads, none waits
+ * long. */
+static void cover_and_meet(void *ctx, int64_t begin, int64_t end)
+{
+    Cover *c = ctx;
+    cover_range(c, begin, end);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while (atomic_load(&c->calls) < 3 &&
+           (t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) <
+               2000000000L);
+}
+
 /* With 3 threads and n = 1000 the chunks run on 3 distinct threads, the
- * caller's among them. */
+ * caller running chunk 0 (chunks are claimed by whoever is free, so
+ * without the meeting point a fast caller could run them all). */
 static void test_runs_in_parallel(void **state)
 {
     nnc_set_num_threads(3);
-    for (int rep = 0; rep < 50; rep++) { /* many regions, same workers */
+    for (int rep = 0; rep < 20; rep++) { /* many regions, same workers */
         Cover *c = calloc(1, sizeof *c);
-        nnc_parallel_for(1000, cover_range, c);
+        nnc_parallel_for(1000, cover_and_meet, c);
         int caller = 0, distinct = 1;
         for (int k = 0; k < 3; k++) {
             caller += pthread_equal(c->thread[k], pthread_self()) != 0;
             for (int j = 0; j < k; j++)
                 distinct &= !pthread_equal(c->thread[k], c->thread[j]);
+            if (c->begin[k] == 0)
+                assert_true(pthread_equal(c->thread[k], pthread_self()));
         }
         assert_int_equal(caller, 1);
         assert_true(distinct);
