@@ -125,7 +125,8 @@ void cg_for_end(Cg *c, CgLoop *l);
  * are dropped and adjacent axes that are contiguous in every operand are
  * merged, so the same-shape and scalar-broadcast cases become one flat loop
  * whose innermost stride is 1 or 0, which the loop vectoriser handles. */
-#define CG_NEST_MAX_OPS 4
+/* Enough for a fused node: up to 16 operands plus its results. */
+#define CG_NEST_MAX_OPS 40
 typedef struct CgNest {
     int rank;
     int64_t dims[IR_MAX_RANK];
@@ -137,6 +138,11 @@ typedef struct CgNest {
 typedef void (*CgNestBody)(Cg *c, LLVMValueRef *ptrs, void *ud);
 void cg_nest(Cg *c, const CgNest *n, CgNestBody body, void *ud);
 CgNest cg_nest_simplify(const CgNest *n); /* what cg_nest loops over */
+/* cg_nest over an already simplified nest (rank >= 1) whose outermost
+ * axis runs over [lo, hi) only (i64 values): one chunk of a parallel
+ * loop. */
+void cg_nest_range(Cg *c, const CgNest *s, LLVMValueRef lo, LLVMValueRef hi,
+                   CgNestBody body, void *ud);
 /* Sets p[row, col] = -inf where col > row, for `mats` row-major R x C
  * matrices from p on. */
 void cg_causal_fill(Cg *c, LLVMValueRef p, int64_t mats, int64_t rows,
@@ -166,6 +172,12 @@ typedef enum CgRtFn {
     CG_RT_SGD_STEP,     /* nnc_sgd_step */
     CG_RT_ADAM_STEP,    /* nnc_adam_step */
     CG_RT_PREPARE,      /* nnc_runtime_prepare */
+    CG_RT_ATTENTION_FWD, /* the fused kernels (runtime/nnc.h) */
+    CG_RT_ATTENTION_BWD,
+    CG_RT_LSTM_CELL_FWD,
+    CG_RT_LSTM_CELL_BWD,
+    CG_RT_SOFTMAX_XENT,
+    CG_RT_PARALLEL_FOR, /* nnc_parallel_for */
     CG_RT_COUNT
 } CgRtFn;
 extern const char *const cg_rt_names[CG_RT_COUNT];
@@ -200,6 +212,38 @@ LLVMValueRef cg_scalar_binary(Cg *c, Op op, DType dt, LLVMValueRef a,
 LLVMValueRef cg_fmax(Cg *c, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_exp(Cg *c, LLVMValueRef x);  /* inline, vectorisable */
 LLVMValueRef cg_tanh(Cg *c, LLVMValueRef x); /* inline, vectorisable */
+/* elementwise.c: where's select (cond of dtype dt, nonzero picks a), and
+ * any unary/binary/compare/where node of g on the scalars `in` (one per
+ * operand), as the unfused lowerings compute it. */
+LLVMValueRef cg_scalar_where(Cg *c, DType dt, LLVMValueRef cond,
+                             LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_scalar_node(Cg *c, const Graph *g, const Node *n,
+                            LLVMValueRef *in);
+
+/* ---- parallel.c: loops on libnncrt's thread pool ---------------------- */
+
+/* Work (elements) below which a loop stays on the calling thread. */
+#define CG_PAR_MIN_WORK 32768
+/* Emits body into a new internal function void(ptr ctx, i64 begin,
+ * i64 end) (nnc_range_fn) and calls nnc_parallel_for(n, fn, ctx).  The
+ * body may use only what it is given: caps[k] is the value the caller
+ * passed as caps[k] (pointers), reloaded from ctx in the new function;
+ * c->fn and the builder point into the new function while body runs.  So
+ * every pointer the body needs is computed before the call. */
+typedef void (*CgRangeBody)(Cg *c, LLVMValueRef *caps, LLVMValueRef begin,
+                            LLVMValueRef end, void *ud);
+void cg_parallel_for(Cg *c, LLVMValueRef n, LLVMValueRef *caps, int n_caps,
+                     CgRangeBody body, void *ud);
+/* cg_nest, with the outermost axis of the simplified nest split over the
+ * pool when `work` >= CG_PAR_MIN_WORK.  Each element is computed by one
+ * thread with the same code, so results do not depend on the thread
+ * count.  Pointers the body needs besides the nest's go in as operands
+ * with all strides 0. */
+void cg_nest_parallel(Cg *c, const CgNest *n, int64_t work, CgNestBody body,
+                      void *ud);
+/* In a cg_parallel_for body: sets *status (i32) to st if it is still 0,
+ * atomically (the first failure wins). */
+void cg_par_status(Cg *c, LLVMValueRef status, LLVMValueRef st);
 
 /* Per-family lowerings referenced by the table in lower.c. */
 void cg_lower_unary(Cg *c, Graph *g, const Node *n);
@@ -225,8 +269,26 @@ void cg_lower_pair_loss(Cg *c, Graph *g, const Node *n);
 void cg_lower_scan(Cg *c, Graph *g, const Node *n);
 void cg_lower_scatter_add(Cg *c, Graph *g, const Node *n); /* lower_grad.c */
 void cg_lower_one_hot(Cg *c, Graph *g, const Node *n);     /* lower_grad.c */
+/* kernels.c: the fused ops lowered to runtime kernels */
+void cg_lower_lstm_cell(Cg *c, Graph *g, const Node *n);
+void cg_lower_lstm_cell_grad(Cg *c, Graph *g, const Node *n);
+void cg_lower_attention_grad(Cg *c, Graph *g, const Node *n);
+void cg_lower_softmax_xent(Cg *c, Graph *g, const Node *n);
+/* fused.c: the fused ops with a body graph */
+void cg_lower_fused(Cg *c, Graph *g, const Node *n);
+void cg_lower_matmul_epilogue(Cg *c, Graph *g, const Node *n);
+/* matmul.c: attention whose batch axes broadcast, scores materialised in
+ * the node's scratch (kernels.c lowers the others) */
+void cg_lower_attention_materialised(Cg *c, Graph *g, const Node *n);
+/* kernels.c: q, k, v share their batch axes, so the tiled kernel applies */
+bool cg_attention_tiled(const Graph *g, const Node *n);
+/* nn.c: fails with NNC_ERR_RANGE unless every target is in 0..classes-1 */
+void cg_check_targets(Cg *c, LLVMValueRef tp, const Type *targets,
+                      int64_t classes);
 
 /* Helpers shared between lowerings. */
+/* A transpose read only by matmuls (and matmul_epilogue products) is not
+ * copied: the GEMM reads its source with the transpose flag. */
 bool cg_transpose_folds(Cg *c, const Graph *g, const Node *n);
 /* Row-wise softmax (log=false) or log-softmax over `len` elements spaced
  * `stride` apart, from src to dst (may be equal). */

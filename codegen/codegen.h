@@ -31,7 +31,14 @@
  *   elementwise.c  elementwise ops, const, where, broadcast_to, dropout
  *   shape_ops.c  transpose, permute, reshape, concat, slice
  *   reduce.c     sum/mean/max, softmax, log_softmax, layernorm, rmsnorm
- *   matmul.c     matmul through the runtime's sgemm, attention
+ *   matmul.c     matmul through the runtime's sgemm; attention with
+ *                broadcast batch axes (scores materialised)
+ *   kernels.c    attention (tiled), attention_grad, lstm_cell(_grad),
+ *                softmax_xent: calls of libnncrt's fused kernels
+ *   fused.c      fused (one loop nest over a body graph) and
+ *                matmul_epilogue (row blocks: GEMM, then the body)
+ *   parallel.c   a loop body outlined into a function and run on the
+ *                pool (nnc_parallel_for)
  *   nn.c         gather, causal_mask, losses
  *   scan.c       scan as a loop over a body graph
  *   jit.c        ORC LLJIT: compile in memory and look symbols up

@@ -79,11 +79,34 @@ static void where_body(Cg *c, LLVMValueRef *p, void *ud)
     LLVMValueRef cond = operand_value(c, &e->in[0], p[1]);
     LLVMValueRef a = operand_value(c, &e->in[1], p[2]);
     LLVMValueRef b = operand_value(c, &e->in[2], p[3]);
+    LLVMBuildStore(c->b, cg_scalar_where(c, e->dt, cond, a, b), p[0]);
+}
+
+LLVMValueRef cg_scalar_where(Cg *c, DType dt, LLVMValueRef cond, LLVMValueRef a,
+                             LLVMValueRef b)
+{
     LLVMValueRef nz =
-        e->dt == DT_I32
+        dt == DT_I32
             ? LLVMBuildICmp(c->b, LLVMIntNE, cond, cg_i32c(c, 0), "")
             : LLVMBuildFCmp(c->b, LLVMRealUNE, cond, cg_f32c(c, 0.0), "");
-    LLVMBuildStore(c->b, LLVMBuildSelect(c->b, nz, a, b, ""), p[0]);
+    return LLVMBuildSelect(c->b, nz, a, b, "");
+}
+
+/* The fused lowerings (fused.c) evaluate a body node by node through
+ * this, so a fused chain computes exactly what the unfused ops would. */
+LLVMValueRef cg_scalar_node(Cg *c, const Graph *g, const Node *n,
+                            LLVMValueRef *in)
+{
+    DType dt = ir_value_type(g, n->in[0]).dtype;
+    unsigned f = ir_op_info[n->op].flags;
+    if (f & OPF_UNARY)
+        return cg_scalar_unary(c, n->op, n->attr.value, in[0]);
+    if (f & OPF_BINARY)
+        return cg_scalar_binary(c, n->op, dt, in[0], in[1]);
+    if (n->op == OP_WHERE)
+        return cg_scalar_where(c, dt, in[0], in[1], in[2]);
+    ir_internal_error("codegen", "%s is not an elementwise op",
+                      ir_op_info[n->op].name);
 }
 
 static void copy_body(Cg *c, LLVMValueRef *p, void *ud)

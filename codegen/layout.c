@@ -48,7 +48,8 @@ bool cg_value_owns_slot(const Module *m, const Graph *g, const Node *n,
 }
 
 /* A scan keeps, per carry, two buffers of the carry's size: the one read
- * at step t and the one written.  Attention materialises its scores. */
+ * at step t and the one written.  Attention whose batch axes broadcast
+ * materialises its scores (the tiled kernel needs no scratch). */
 int64_t cg_node_scratch_bytes(const Module *m, const Graph *g, const Node *n)
 {
     if (n->op == OP_SCAN) {
@@ -59,7 +60,7 @@ int64_t cg_node_scratch_bytes(const Module *m, const Graph *g, const Node *n)
         }
         return total;
     }
-    if (n->op == OP_ATTENTION) {
+    if (n->op == OP_ATTENTION && !cg_attention_tiled(g, n)) {
         Type s = ir_value_type(g, n->out[0]); /* [..., Tq, dv] */
         Type k = ir_value_type(g, n->in[1]);  /* [..., Tk, d] */
         int64_t tk = k.dims[k.rank - 2];

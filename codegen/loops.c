@@ -169,3 +169,21 @@ void cg_nest(Cg *c, const CgNest *in, CgNestBody body, void *ud)
         off[o] = cg_i64(c, 0);
     nest_level(c, &n, 0, off, body, ud);
 }
+
+void cg_nest_range(Cg *c, const CgNest *s, LLVMValueRef lo, LLVMValueRef hi,
+                   CgNestBody body, void *ud)
+{
+    CgLoop loop;
+    LLVMValueRef i =
+        cg_for_begin(c, &loop, LLVMBuildNSWSub(c->b, hi, lo, "count"));
+    LLVMValueRef idx = LLVMBuildNSWAdd(c->b, lo, i, "");
+    LLVMValueRef off[CG_NEST_MAX_OPS];
+    for (int o = 0; o < s->n_ops; o++) {
+        int64_t st = s->strides[o][0];
+        off[o] = st == 0   ? cg_i64(c, 0)
+                 : st == 1 ? idx
+                           : LLVMBuildNSWMul(c->b, idx, cg_i64(c, st), "");
+    }
+    nest_level(c, s, 1, off, body, ud);
+    cg_for_end(c, &loop);
+}

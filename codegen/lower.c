@@ -69,6 +69,12 @@ const CgLowerFn cg_lower[OP_COUNT] = {
     [OP_SCATTER_ADD] = cg_lower_scatter_add,
     [OP_ONE_HOT] = cg_lower_one_hot,
     [OP_SCAN] = cg_lower_scan,
+    [OP_LSTM_CELL] = cg_lower_lstm_cell,
+    [OP_LSTM_CELL_GRAD] = cg_lower_lstm_cell_grad,
+    [OP_ATTENTION_GRAD] = cg_lower_attention_grad,
+    [OP_SOFTMAX_XENT] = cg_lower_softmax_xent,
+    [OP_FUSED] = cg_lower_fused,
+    [OP_MATMUL_EPILOGUE] = cg_lower_matmul_epilogue,
 };
 
 bool cg_can_lower(Op op)

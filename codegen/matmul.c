@@ -192,7 +192,7 @@ static void softmax_rows_body(Cg *c, LLVMValueRef *p, void *ud)
 }
 
 /* attr.value is the scale; the front end fills in the default 1/sqrt(d). */
-void cg_lower_attention(Cg *c, Graph *g, const Node *n)
+void cg_lower_attention_materialised(Cg *c, Graph *g, const Node *n)
 {
     Type q = ir_value_type(g, n->in[0]), k = ir_value_type(g, n->in[1]);
     Type v = ir_value_type(g, n->in[2]), out = ir_value_type(g, n->out[0]);

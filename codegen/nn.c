@@ -84,6 +84,17 @@ static void acc_store_mean(Cg *c, LLVMValueRef acc, int64_t count,
     LLVMBuildStore(c->b, LLVMBuildFPTrunc(c->b, mean, c->f32, ""), out);
 }
 
+void cg_check_targets(Cg *c, LLVMValueRef tp, const Type *targets,
+                      int64_t classes)
+{
+    CgLoop l;
+    LLVMValueRef i = cg_for_begin(c, &l, cg_i64(c, ir_type_numel(targets)));
+    LLVMValueRef t =
+        LLVMBuildLoad2(c->b, c->i32, cg_gep(c, c->i32, tp, i), "target");
+    check_index(c, "cross_entropy: target", t, i, targets, classes);
+    cg_for_end(c, &l);
+}
+
 void cg_lower_cross_entropy(Cg *c, Graph *g, const Node *n)
 {
     Type logits = ir_value_type(g, n->in[0]),

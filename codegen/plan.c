@@ -21,10 +21,11 @@
  *    per-step outputs) are read at one more tick after the graph's last
  *    node.  Each emission of a graph gives each of its buffers one
  *    interval [first touch, last touch].
- * 3. In place: a unary or binary elementwise result may take the bytes
- *    of an operand of as many elements that dies at that node in every
- *    emission (its intervals meet the result's only there); such chains
- *    form groups placed as one.
+ * 3. In place: a unary or binary elementwise result, or a result of a
+ *    fused node without a reduction, may take the bytes of an operand of
+ *    as many elements that dies at that node in every emission (its
+ *    intervals meet the result's only there); such chains form groups
+ *    placed as one.
  * 4. Placement (greedy by size, as TFLite's planner): groups largest
  *    first; each goes into the smallest gap, between the groups already
  *    placed that it conflicts with, that holds it, or on top of them.
@@ -100,6 +101,25 @@ static int new_buffer(CgPlan *p, int cap, int graph, int index, bool scratch,
     return p->n_bufs++;
 }
 
+/* [graph id]: the graph is the body of a fused or matmul_epilogue node,
+ * whose values fused.c keeps in registers (they own no memory). */
+static bool *fused_bodies(const Module *m, Arena *a)
+{
+    bool *body = arena_alloc(a, sizeof(bool) * (size_t)(m->graphs.len + 1));
+    for (int gi = 0; gi < m->graphs.len; gi++)
+        body[gi] = false;
+    for (int gi = 0; gi < m->graphs.len; gi++) {
+        const Graph *g = m->graphs.data[gi];
+        for (int ni = 0; ni < g->nodes.len; ni++) {
+            const Node *n = &g->nodes.data[ni];
+            if ((n->op == OP_FUSED || n->op == OP_MATMUL_EPILOGUE) &&
+                n->attr.graph > 0 && n->attr.graph < m->graphs.len)
+                body[n->attr.graph] = true;
+        }
+    }
+    return body;
+}
+
 /* One buffer per value that owns a slot and per node scratch; `unplanned`
  * is what one slot each (the layout before planning) takes. */
 static void make_buffers(Sim *s, Arena *a)
@@ -110,6 +130,7 @@ static void make_buffers(Sim *s, Arena *a)
         cap += m->graphs.data[gi]->values.len + m->graphs.data[gi]->nodes.len;
     s->p->bufs = arena_alloc(a, sizeof(CgBuffer) * (size_t)(cap + 1));
     s->vbuf = arena_alloc(a, sizeof(int *) * (size_t)m->graphs.len);
+    bool *in_registers = fused_bodies(m, a);
     s->sbuf = arena_alloc(a, sizeof(int *) * (size_t)m->graphs.len);
     for (int gi = 0; gi < m->graphs.len; gi++) {
         const Graph *g = m->graphs.data[gi];
@@ -117,7 +138,7 @@ static void make_buffers(Sim *s, Arena *a)
         int *sb = arena_alloc(a, sizeof(int) * (size_t)(g->nodes.len + 1));
         for (int v = 0; v < g->values.len; v++)
             vb[v] = -1;
-        for (int ni = 0; ni < g->nodes.len; ni++) {
+        for (int ni = 0; ni < g->nodes.len && !in_registers[gi]; ni++) {
             const Node *n = &g->nodes.data[ni];
             for (int r = 0; r < n->n_out; r++) {
                 if (!cg_value_owns_slot(m, g, n, r))
@@ -177,6 +198,23 @@ static void push_candidate(Sim *s, int res, int op, int32_t tick)
     s->cands[s->n_cands++] = (InPlace){res, op, tick};
 }
 
+/* How many results of n are written elementwise, each element after the
+ * operand elements at its index are read: unary and binary ops
+ * (elementwise.c), and a fused node without a reduction (fused.c
+ * evaluates its whole body per element before storing). */
+static int elementwise_results(const Module *m, const Node *n)
+{
+    if (cg_lower[n->op] == cg_lower_unary || cg_lower[n->op] == cg_lower_binary)
+        return 1;
+    if (n->op != OP_FUSED)
+        return 0;
+    const Graph *body = m->graphs.data[n->attr.graph];
+    for (int ni = 0; ni < body->nodes.len; ni++)
+        if (ir_op_info[body->nodes.data[ni].op].flags & OPF_REDUCE)
+            return 0;
+    return n->n_out;
+}
+
 /* The unary and binary elementwise lowerings (elementwise.c) load each
  * operand element and store the result element at the same index in one
  * iteration, so the result may overwrite an operand of as many elements
@@ -185,17 +223,18 @@ static void push_candidate(Sim *s, int res, int op, int32_t tick)
 static void note_in_place(Sim *s, const Graph *g, const Node *n,
                           const int *root, int32_t tick)
 {
-    if (cg_lower[n->op] != cg_lower_unary && cg_lower[n->op] != cg_lower_binary)
-        return;
-    int res = s->vbuf[g->id][n->out[0].id];
-    Type out = ir_value_type(g, n->out[0]);
-    for (int i = 0; res >= 0 && i < n->n_in; i++) {
-        Type t = ir_value_type(g, n->in[i]);
-        int op = root[n->in[i].id];
-        if (op >= 0 && !s->p->bufs[op].scratch &&
-            s->p->bufs[op].bytes == s->p->bufs[res].bytes &&
-            ir_type_numel(&t) == ir_type_numel(&out))
-            push_candidate(s, res, op, tick);
+    int n_res = elementwise_results(s->m, n);
+    for (int r = 0; r < n_res; r++) {
+        int res = s->vbuf[g->id][n->out[r].id];
+        Type out = ir_value_type(g, n->out[r]);
+        for (int i = 0; res >= 0 && i < n->n_in; i++) {
+            Type t = ir_value_type(g, n->in[i]);
+            int op = root[n->in[i].id];
+            if (op >= 0 && !s->p->bufs[op].scratch &&
+                s->p->bufs[op].bytes == s->p->bufs[res].bytes &&
+                ir_type_numel(&t) == ir_type_numel(&out))
+                push_candidate(s, res, op, tick);
+        }
     }
 }
 

@@ -2,11 +2,15 @@
  *
  * sum/mean/max over any set of axes: an outer loop nest over the kept axes
  * (one result element each) around an inner nest over the reduced axes,
- * accumulating in an entry-block alloca that SROA turns into a register.
+ * accumulating in an entry-block alloca that SROA turns into a register;
+ * over leading axes, row after row into the result instead.
  * softmax/log_softmax: per row along the axis, max, then sum of
  * exp(x - max), then the normalised values (numerically stable).
  * layernorm/rmsnorm: per row of the last axis, as in PyTorch (biased
- * variance, eps inside the square root). */
+ * variance, eps inside the square root).  The rows of softmax and the
+ * norms go to the pool when there are enough elements (parallel.c); each
+ * row is computed whole by one thread, so results do not depend on the
+ * thread count. */
 #include "codegen/cg.h"
 
 #include <math.h>
@@ -89,9 +93,89 @@ static void reduce_outer(Cg *c, LLVMValueRef *p, void *ud)
     LLVMBuildStore(c->b, v, p[0]);
 }
 
+/* ---- a reduction over leading axes ------------------------------------ *
+ * Bias gradients sum [rows, cols] into [cols]: element by element that
+ * would walk memory with a stride of cols.  Instead the result accumulates
+ * row after row, the inner loop running over contiguous columns (it
+ * vectorises), each element still summed in row order — the same bits as
+ * the element-by-element loop.  Column chunks go to the pool. */
+
+#define LEAD_CHUNK 64
+
+typedef struct Leading {
+    Op op;
+    int64_t rows, cols;
+} Leading;
+
+/* dst[j] = fold(dst[j], src[r * cols + j]) for j in [lo, hi), each r. */
+static void leading_chunk(Cg *c, LLVMValueRef *caps, LLVMValueRef begin,
+                          LLVMValueRef end, void *ud)
+{
+    const Leading *l = ud;
+    LLVMValueRef lo = LLVMBuildNSWMul(c->b, begin, cg_i64(c, LEAD_CHUNK), "");
+    LLVMValueRef hi = LLVMBuildNSWMul(c->b, end, cg_i64(c, LEAD_CHUNK), "");
+    LLVMValueRef over =
+        LLVMBuildICmp(c->b, LLVMIntSGT, hi, cg_i64(c, l->cols), "");
+    hi = LLVMBuildSelect(c->b, over, cg_i64(c, l->cols), hi, "");
+    LLVMValueRef len = LLVMBuildNSWSub(c->b, hi, lo, "");
+    LLVMValueRef dst = cg_gep(c, c->f32, caps[0], lo);
+    LLVMValueRef init = cg_f32c(c, l->op == OP_MAX ? -INFINITY : 0.0);
+    CgLoop lj, lr;
+    LLVMValueRef j = cg_for_begin(c, &lj, len);
+    LLVMBuildStore(c->b, init, cg_gep(c, c->f32, dst, j));
+    cg_for_end(c, &lj);
+    LLVMValueRef r = cg_for_begin(c, &lr, cg_i64(c, l->rows));
+    LLVMValueRef row = cg_gep(
+        c, c->f32, caps[1],
+        LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, r, cg_i64(c, l->cols), ""),
+                        lo, ""));
+    j = cg_for_begin(c, &lj, len);
+    LLVMValueRef pd = cg_gep(c, c->f32, dst, j);
+    LLVMValueRef x =
+        LLVMBuildLoad2(c->b, c->f32, cg_gep(c, c->f32, row, j), "");
+    LLVMValueRef old = LLVMBuildLoad2(c->b, c->f32, pd, "");
+    LLVMBuildStore(c->b,
+                   l->op == OP_MAX ? cg_fmax(c, old, x)
+                                   : LLVMBuildFAdd(c->b, old, x, ""),
+                   pd);
+    cg_for_end(c, &lj);
+    cg_for_end(c, &lr);
+    if (l->op != OP_MEAN)
+        return;
+    j = cg_for_begin(c, &lj, len);
+    pd = cg_gep(c, c->f32, dst, j);
+    LLVMValueRef v = LLVMBuildLoad2(c->b, c->f32, pd, "");
+    LLVMBuildStore(c->b,
+                   LLVMBuildFDiv(c->b, v, cg_f32c(c, (double)l->rows), ""), pd);
+    cg_for_end(c, &lj);
+}
+
+/* True (and emitted) when the reduced axes are exactly the first k. */
+static bool lower_leading(Cg *c, Graph *g, const Node *n, const Type *in)
+{
+    uint32_t axes = n->attr.axes;
+    int k = 0;
+    while (k < in->rank && (axes >> k & 1))
+        k++;
+    if (k == 0 || k == in->rank || axes >> k != 0)
+        return false;
+    Leading l = {.op = n->op, .rows = 1, .cols = 1};
+    for (int i = 0; i < in->rank; i++)
+        *(i < k ? &l.rows : &l.cols) *= in->dims[i];
+    LLVMValueRef caps[2] = {cg_ptr(c, g, n->out[0]), cg_ptr(c, g, n->in[0])};
+    int64_t chunks = (l.cols + LEAD_CHUNK - 1) / LEAD_CHUNK;
+    if (l.rows * l.cols >= CG_PAR_MIN_WORK && chunks > 1)
+        cg_parallel_for(c, cg_i64(c, chunks), caps, 2, leading_chunk, &l);
+    else
+        leading_chunk(c, caps, cg_i64(c, 0), cg_i64(c, chunks), &l);
+    return true;
+}
+
 void cg_lower_reduce(Cg *c, Graph *g, const Node *n)
 {
     Type in = ir_value_type(g, n->in[0]);
+    if (lower_leading(c, g, n, &in))
+        return;
     int64_t is[IR_MAX_RANK];
     cg_strides(&in, is);
     CgNest outer = {.n_ops = 2,
@@ -192,7 +276,7 @@ void cg_lower_softmax(Cg *c, Graph *g, const Node *n)
         rows.dims[i] = i == axis ? 1 : t.dims[i];
         rows.strides[0][i] = rows.strides[1][i] = st[i];
     }
-    cg_nest(c, &rows, softmax_body, &s);
+    cg_nest_parallel(c, &rows, ir_type_numel(&t), softmax_body, &s);
 }
 
 /* ---- layernorm, rmsnorm ------------------------------------------------- */
@@ -214,9 +298,13 @@ typedef struct NormCtx {
     LLVMValueRef gamma, beta;
 } NormCtx;
 
+/* Nest operands: dst, src, gamma, beta (the last two with stride 0, so
+ * that a row on the pool gets them as pointers of its own function). */
 static void norm_row(Cg *c, LLVMValueRef *p, void *ud)
 {
     NormCtx *nc = ud;
+    nc->gamma = p[2];
+    nc->beta = p[3];
     LLVMValueRef src = p[1], dst = p[0], n = cg_f32c(c, (double)nc->len);
     Centre ce = {cg_f32c(c, 0.0)};
     if (!nc->rms) {
@@ -253,19 +341,17 @@ void cg_lower_norm(Cg *c, Graph *g, const Node *n)
 {
     Type t = ir_value_type(g, n->in[0]);
     int64_t len = t.dims[t.rank - 1];
-    NormCtx nc = {.rms = n->op == OP_RMSNORM,
-                  .len = len,
-                  .eps = n->attr.value,
-                  .gamma = cg_ptr(c, g, n->in[1]),
-                  .beta =
-                      n->op == OP_LAYERNORM ? cg_ptr(c, g, n->in[2]) : NULL};
-    CgNest rows = {.rank = 1,
-                   .dims = {ir_type_numel(&t) / len},
-                   .n_ops = 2,
-                   .elem = {c->f32, c->f32},
-                   .base = {cg_ptr(c, g, n->out[0]), cg_ptr(c, g, n->in[0])},
-                   .strides = {{len}, {len}}};
-    cg_nest(c, &rows, norm_row, &nc);
+    NormCtx nc = {.rms = n->op == OP_RMSNORM, .len = len, .eps = n->attr.value};
+    LLVMValueRef gamma = cg_ptr(c, g, n->in[1]);
+    CgNest rows = {
+        .rank = 1,
+        .dims = {ir_type_numel(&t) / len},
+        .n_ops = 4,
+        .elem = {c->f32, c->f32, c->f32, c->f32},
+        .base = {cg_ptr(c, g, n->out[0]), cg_ptr(c, g, n->in[0]), gamma,
+                 n->op == OP_LAYERNORM ? cg_ptr(c, g, n->in[2]) : gamma},
+        .strides = {{len}, {len}, {0}, {0}}};
+    cg_nest_parallel(c, &rows, ir_type_numel(&t), norm_row, &nc);
 }
 
 LLVMValueRef cg_row_logsumexp(Cg *c, LLVMValueRef src, int64_t len)

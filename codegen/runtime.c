@@ -27,6 +27,12 @@ const char *const cg_rt_names[CG_RT_COUNT] = {
     [CG_RT_SGD_STEP] = "nnc_sgd_step",
     [CG_RT_ADAM_STEP] = "nnc_adam_step",
     [CG_RT_PREPARE] = "nnc_runtime_prepare",
+    [CG_RT_ATTENTION_FWD] = "nnc_attention_fwd",
+    [CG_RT_ATTENTION_BWD] = "nnc_attention_bwd",
+    [CG_RT_LSTM_CELL_FWD] = "nnc_lstm_cell_fwd",
+    [CG_RT_LSTM_CELL_BWD] = "nnc_lstm_cell_bwd",
+    [CG_RT_SOFTMAX_XENT] = "nnc_softmax_xent",
+    [CG_RT_PARALLEL_FOR] = "nnc_parallel_for",
 };
 
 static LLVMTypeRef rt_type(Cg *c, CgRtFn f)
@@ -82,6 +88,30 @@ static LLVMTypeRef rt_type(Cg *c, CgRtFn f)
     case CG_RT_ADAM_STEP: {
         LLVMTypeRef a[] = {P, P, P, P, L, D, D, D, D, D, I, L};
         return LLVMFunctionType(V, a, 12, 0);
+    }
+    case CG_RT_ATTENTION_FWD: {
+        LLVMTypeRef a[] = {P, P, P, P, L, L, L, L, L, F, I};
+        return LLVMFunctionType(V, a, 11, 0);
+    }
+    case CG_RT_ATTENTION_BWD: {
+        LLVMTypeRef a[] = {P, P, P, P, P, P, P, P, L, L, L, L, L, F, I};
+        return LLVMFunctionType(V, a, 15, 0);
+    }
+    case CG_RT_LSTM_CELL_FWD: {
+        LLVMTypeRef a[] = {P, P, P, P, L, L};
+        return LLVMFunctionType(V, a, 6, 0);
+    }
+    case CG_RT_LSTM_CELL_BWD: {
+        LLVMTypeRef a[] = {P, P, P, P, P, P, L, L};
+        return LLVMFunctionType(V, a, 8, 0);
+    }
+    case CG_RT_SOFTMAX_XENT: {
+        LLVMTypeRef a[] = {P, P, F, P, P, L, L};
+        return LLVMFunctionType(I, a, 7, 0);
+    }
+    case CG_RT_PARALLEL_FOR: {
+        LLVMTypeRef a[] = {L, P, P};
+        return LLVMFunctionType(V, a, 3, 0);
     }
     default:
         ir_internal_error("codegen", "runtime function %d has no type", (int)f);

@@ -52,7 +52,8 @@ bool cg_transpose_folds(Cg *c, const Graph *g, const Node *n)
     for (int ni = 0; ni < g->nodes.len; ni++) {
         const Node *u = &g->nodes.data[ni];
         for (int i = 0; i < u->n_in; i++)
-            if (u->in[i].id == v.id && u->op != OP_MATMUL)
+            if (u->in[i].id == v.id && u->op != OP_MATMUL &&
+                !(u->op == OP_MATMUL_EPILOGUE && i < 2))
                 return false;
     }
     return true;

@@ -306,7 +306,7 @@ static bool set_string(Parser *p, const OptionSpec *s, const char *value,
 static bool apply_option(Parser *p, const OptionSpec *s, const char *v)
 {
     Options *o = p->o;
-    uint64_t n;
+    uint64_t n = 0;
     switch (s->id) {
     case CLI_OUTPUT: return set_string(p, s, v, &o->output);
     case CLI_HEADER: return set_string(p, s, v, &o->header);
@@ -513,9 +513,16 @@ void driver_print_usage(FILE *f)
         }
         print_option(f, &option_specs[i]);
     }
-    fprintf(f, "\nPasses, in pipeline order:");
-    for (int i = 0; i < PASS_COUNT; i++)
-        fprintf(f, " %s", pass_info[i].name);
+    fprintf(f, "\nPasses, in pipeline order:\n ");
+    int col = 1;
+    for (int i = 0; i < PASS_COUNT; i++) {
+        int len = (int)strlen(pass_info[i].name) + 1;
+        if (col + len > 78) {
+            fputs("\n ", f);
+            col = 1;
+        }
+        col += fprintf(f, " %s", pass_info[i].name);
+    }
     fputc('\n', f);
     fputs(usage_tail, f);
 }

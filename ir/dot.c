@@ -60,7 +60,8 @@ static void dot_reference(FILE *f, const Module *m, const Node *n)
         fprintf(f, " %d", (int)a->index);
     } else if (n->op == OP_CONST) {
         fprintf(f, " %g", a->value);
-    } else if (n->op == OP_SCAN && a->graph >= 0 && a->graph < m->graphs.len &&
+    } else if ((ir_op_info[n->op].flags & OPF_GRAPH) && a->graph >= 0 &&
+               a->graph < m->graphs.len &&
                m->graphs.data[a->graph]) {
         fprintf(f, " @");
         dot_escape(f, m->graphs.data[a->graph]->name);
@@ -149,7 +150,8 @@ static void dot_scan_edges(FILE *f, const Module *m, const Graph *g)
     for (int32_t k = 0; k < g->nodes.len; k++) {
         const Node *n = &g->nodes.data[k];
         int32_t b = n->attr.graph;
-        if (n->op != OP_SCAN || b < 0 || b >= m->graphs.len ||
+        if (!(ir_op_info[n->op].flags & OPF_GRAPH) || b < 0 ||
+            b >= m->graphs.len ||
             !m->graphs.data[b])
             continue;
         fprintf(f,

@@ -405,6 +405,12 @@ static const EvalFn eval_rules[OP_COUNT] = {
     [OP_SCATTER_ADD] = ev_scatter_add,
     [OP_ONE_HOT] = ev_one_hot,
     [OP_SCAN] = ev_scan,
+    [OP_LSTM_CELL] = ev_lstm_cell,
+    [OP_LSTM_CELL_GRAD] = ev_lstm_cell_grad,
+    [OP_ATTENTION_GRAD] = ev_attention_grad,
+    [OP_SOFTMAX_XENT] = ev_softmax_xent,
+    [OP_FUSED] = ev_fused,
+    [OP_MATMUL_EPILOGUE] = ev_matmul_epilogue,
 };
 
 bool ir_eval_has_rule(Op op)
@@ -475,6 +481,12 @@ static bool eval_graph(Eval *outer, const Graph *g, const EvalTensor *args,
     free_values(e.vals, g->values.len);
     free(live);
     return ok;
+}
+
+bool ev_body(Eval *e, const Graph *body, const EvalTensor *args,
+             EvalTensor *results)
+{
+    return eval_graph(e, body, args, e->path, results);
 }
 
 bool ir_eval_graph(const Module *m, const Graph *g, const EvalTensor *inputs,

@@ -1,7 +1,7 @@
 /* eval.h — private to the reference evaluator (eval.c, eval_ops.c).
  *
  * eval.c walks a graph and owns the leaves, the elementwise ops, dropout
- * and scan; eval_ops.c has the ops with structure (matrix and shape ops,
+ * and scan; eval_fused.c the fused ops; eval_ops.c has the ops with structure (matrix and shape ops,
  * reductions, normalisations, lookups, attention, losses).  Both read
  * operands and write results through the helpers below. */
 #ifndef NNC_IR_EVAL_H
@@ -27,6 +27,10 @@ const EvalTensor *ev_in(Eval *e, const Node *n, int i);
 EvalTensor *ev_out(Eval *e, const Node *n, int k); /* allocated, zeroed */
 bool ev_fail(Eval *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Runs body graph `body` on args in a frame of its own (the caller's scan
+ * path); results are fresh tensors the caller owns. */
+bool ev_body(Eval *e, const Graph *body, const EvalTensor *args,
+             EvalTensor *results);
 
 /* Row-major strides of t; strides of `in` read as the broadcast shape
  * `out` (0 on broadcast axes, PyTorch's right alignment). */
@@ -52,5 +56,13 @@ bool ev_causal_mask(Eval *e, const Node *n);
 bool ev_attention(Eval *e, const Node *n);
 bool ev_cross_entropy(Eval *e, const Node *n);
 bool ev_pair_loss(Eval *e, const Node *n);
+
+/* eval_fused.c: the fused ops */
+bool ev_lstm_cell(Eval *e, const Node *n);
+bool ev_lstm_cell_grad(Eval *e, const Node *n);
+bool ev_attention_grad(Eval *e, const Node *n);
+bool ev_softmax_xent(Eval *e, const Node *n);
+bool ev_fused(Eval *e, const Node *n);
+bool ev_matmul_epilogue(Eval *e, const Node *n);
 
 #endif

@@ -109,6 +109,7 @@ enum {
     OPF_REDUCE = 1 << 4,
     OPF_NODIFF = 1 << 5,
     OPF_MULTI = 1 << 6,
+    OPF_GRAPH = 1 << 7,
 };
 
 typedef enum Op {
@@ -133,16 +134,16 @@ Op ir_op_by_name(const char *name); /* OP_COUNT if unknown */
  * interchangeable (CSE compares them with ir_attrs_eq). */
 typedef struct Attrs {
     int32_t index;            /* INPUT, PARAM, ARG: which one; DROPOUT: site */
-    int32_t graph;            /* SCAN: body graph id in Module.graphs */
+    int32_t graph;            /* OPF_GRAPH ops: body graph id in Module.graphs */
     int32_t n_carry, n_over;  /* SCAN */
     int32_t axis;             /* SOFTMAX, LOG_SOFTMAX, CONCAT: >= 0 */
     uint32_t axes;            /* reductions: bit i set = reduce axis i */
     bool keepdims;            /* reductions */
-    bool flag;                /* ATTENTION: causal; SCAN: reverse */
+    bool flag;                /* ATTENTION, ATTENTION_GRAD: causal; SCAN: reverse */
     int32_t perm[IR_MAX_RANK];    /* PERMUTE */
     int64_t start[IR_MAX_RANK];   /* SLICE: per axis, normalised >= 0 */
     int64_t stop[IR_MAX_RANK];    /* SLICE: exclusive */
-    double value;             /* CONST value, POW p, eps, DROPOUT p, ATTENTION scale */
+    double value;             /* CONST value, POW p, eps, DROPOUT p, ATTENTION(_GRAD) scale */
     Type type;                /* CONST, RESHAPE, BROADCAST_TO, SCATTER_ADD,
                                  ONE_HOT: result type */
 } Attrs;

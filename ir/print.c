@@ -173,6 +173,14 @@ static int print_prefix_attrs(FILE *f, const Module *m, const Node *n)
         c += print_bool(f, a->flag);
         return c + fprintf(f, ")");
     }
+    case OP_FUSED:
+    case OP_MATMUL_EPILOGUE: {
+        bool ok = a->graph >= 0 && a->graph < m->graphs.len &&
+                  m->graphs.data[a->graph];
+        return ok ? print_decl_ref(f, m->graphs.data[a->graph]->name, a->graph,
+                                   true)
+                  : print_decl_ref(f, NULL, a->graph, false);
+    }
     default: return 0;
     }
 }
@@ -246,6 +254,7 @@ static int print_suffix_attrs(FILE *f, const Graph *g, const Node *n)
         return print_int_list(f, "perm", a->perm, operand_rank(g, n));
     case OP_SLICE: return print_slice(f, a, operand_rank(g, n));
     case OP_ATTENTION:
+    case OP_ATTENTION_GRAD:
         c = fprintf(f, " causal=");
         c += print_bool(f, a->flag);
         return c + print_named_double(f, "scale", a->value);

@@ -353,9 +353,10 @@ static bool resolve_scan_bodies(Reader *r)
         if (id < 0)
             return rd_error_at(r, f->loc, "no graph named %s", f->body);
         if (id == 0)
-            return rd_error_at(r, f->loc, "scan cannot run the main graph");
+            return rd_error_at(r, f->loc, "%s cannot run the main graph",
+                               ir_op_info[f->g->nodes.data[f->node].op].name);
         if (id == f->g->id)
-            return rd_error_at(r, f->loc, "graph %s cannot scan itself",
+            return rd_error_at(r, f->loc, "graph %s cannot run itself",
                                f->body);
         f->g->nodes.data[f->node].attr.graph = id;
     }
@@ -395,7 +396,7 @@ static bool check_scan_cycles(Reader *r)
             int32_t body = f->g->nodes.data[f->node].attr.graph;
             if (state[body] == 1)
                 return rd_error_at(r, f->loc,
-                                   "scan of %s makes graph %s run itself",
+                                   "running %s makes graph %s run itself",
                                    f->body, f->g->name);
             if (state[body] == 0) {
                 state[body] = 1;
@@ -416,19 +417,20 @@ static bool check_scan_types(Reader *r, const Fixup *f)
         in[i] = ir_value_type(f->g, n->in[i]);
     Attrs attr = n->attr;
     char err[256] = "", a[96], b[96];
-    int got = ir_infer(r->m, OP_SCAN, in, n->n_in, &attr, out, max_out, err,
+    int got = ir_infer(r->m, n->op, in, n->n_in, &attr, out, max_out, err,
                        sizeof err);
+    const char *op = ir_op_info[n->op].name;
     if (got <= 0)
         return rd_error_at(r, f->loc, "%s", err);
     if (got != n->n_out)
-        return rd_error_at(r, f->type_locs[0], "scan gives %d results, not %d",
-                           got, (int)n->n_out);
+        return rd_error_at(r, f->type_locs[0], "%s gives %d results, not %d",
+                           op, got, (int)n->n_out);
     for (int32_t i = 0; i < got; i++) {
         Type t = ir_value_type(f->g, n->out[i]);
         if (!ir_type_eq(&t, &out[i]))
             return rd_error_at(r, f->type_locs[i],
-                               "result %d: scan gives %s, not the written %s",
-                               (int)i, ir_type_str(&out[i], a, sizeof a),
+                               "result %d: %s gives %s, not the written %s",
+                               (int)i, op, ir_type_str(&out[i], a, sizeof a),
                                ir_type_str(&t, b, sizeof b));
     }
     n->attr = attr;

@@ -56,7 +56,7 @@ typedef struct NameMap {
     int32_t len;
 } NameMap;
 
-/* A scan whose body is named before it may be defined: resolved and
+/* A scan (any OPF_GRAPH op) whose body is named before it may be defined: resolved and
  * type-checked after the last graph. */
 typedef struct Fixup {
     Graph *g;

@@ -111,6 +111,15 @@ static bool parse_scan_prefix(Reader *r, NodeText *nt)
            rd_parse_bool(r, &nt->attr.flag) && rd_expect(r, T_RPAREN, "')'");
 }
 
+/* fused, matmul_epilogue: '@' NAME, the body graph. */
+static bool parse_body_prefix(Reader *r, NodeText *nt)
+{
+    if (!rd_expect(r, T_AT, "'@' and the body graph"))
+        return false;
+    nt->fixup.loc = r->tok.loc;
+    return rd_parse_name(r, &nt->fixup.body, "a graph name");
+}
+
 /* Attributes between the op name and the operands. */
 static bool parse_prefix(Reader *r, NodeText *nt)
 {
@@ -123,6 +132,8 @@ static bool parse_prefix(Reader *r, NodeText *nt)
     case OP_CONST:
         return rd_parse_double(r, &nt->attr.value, "the constant's value");
     case OP_SCAN: return parse_scan_prefix(r, nt);
+    case OP_FUSED:
+    case OP_MATMUL_EPILOGUE: return parse_body_prefix(r, nt);
     default: return true;
     }
 }
@@ -234,6 +245,7 @@ static bool parse_suffix(Reader *r, NodeText *nt, int rank)
     case OP_PERMUTE: return parse_perm(r, a, rank);
     case OP_SLICE: return parse_slice(r, a, rank);
     case OP_ATTENTION:
+    case OP_ATTENTION_GRAD:
         return rd_expect_key(r, "causal") && rd_parse_bool(r, &a->flag) &&
                parse_key_double(r, "scale", &a->value);
     default: return true;
@@ -362,7 +374,7 @@ static bool check_declared(Reader *r, const NodeText *nt)
 static bool build_node(Reader *r, NodeText *nt)
 {
     Graph *g = r->g;
-    if (nt->op == OP_SCAN) {
+    if (ir_op_info[nt->op].flags & OPF_GRAPH) {
         nt->fixup.g = g;
         nt->fixup.node =
             ir_add_typed(g, nt->op, r->ins.data, r->ins.len, &nt->attr, nt->loc,

@@ -298,7 +298,7 @@ static int infer_where(Ctx *c)
 
 /* a [..., M, K] @ b [..., K, N] -> [..., M, N], leading axes broadcast
  * (b of rank 2 is the common case: the same matrix for every batch). */
-static int infer_matmul(Ctx *c)
+int sh_infer_matmul(Ctx *c)
 {
     const Type *a = &c->in[0], *b = &c->in[1];
     if (a->rank < 2 || b->rank < 2)
@@ -642,7 +642,7 @@ RULE(GE, infer_compare)
 RULE(EQ, infer_compare)
 RULE(NE, infer_compare)
 RULE(WHERE, infer_where)
-RULE(MATMUL, infer_matmul)
+RULE(MATMUL, sh_infer_matmul)
 RULE(TRANSPOSE, infer_transpose)
 RULE(PERMUTE, infer_permute)
 RULE(RESHAPE, infer_reshape)
@@ -666,6 +666,12 @@ RULE(BCE_WITH_LOGITS, sh_infer_pair_loss)
 RULE(SCATTER_ADD, sh_infer_scatter_add)
 RULE(ONE_HOT, sh_infer_one_hot)
 RULE(SCAN, sh_infer_scan)
+RULE(LSTM_CELL, sh_infer_lstm_cell)
+RULE(LSTM_CELL_GRAD, sh_infer_lstm_cell_grad)
+RULE(ATTENTION_GRAD, sh_infer_attention_grad)
+RULE(SOFTMAX_XENT, sh_infer_softmax_xent)
+RULE(FUSED, sh_infer_fused)
+RULE(MATMUL_EPILOGUE, sh_infer_matmul_epilogue)
 #undef RULE
 
 /* Expanded from ops.def: an op added there without a RULE line above is a

@@ -222,7 +222,7 @@ int sh_infer_pair_loss(Ctx *c)
  * the values they wrote. */
 
 /* The type of the body's argument i: the result of its ARG node. */
-static const Type *body_arg(const Graph *g, int i)
+const Type *sh_body_arg(const Graph *g, int i)
 {
     for (int n = 0; n < g->nodes.len; n++) {
         const Node *nd = &g->nodes.data[n];
@@ -267,7 +267,7 @@ static bool scan_args(Ctx *c, const Graph *body)
     for (int n = 0; n < body->nodes.len; n++)
         n_args += body->nodes.data[n].op == OP_ARG;
     for (int i = 0; i < c->n_in; i++) {
-        const Type *arg = body_arg(body, i);
+        const Type *arg = sh_body_arg(body, i);
         if (!arg || n_args != body->n_args)
             return sh_fail(c,
                            "scan: body graph %s does not define arguments "

@@ -1,4 +1,4 @@
-/* shape_rules.h — private to the shape rules (shape.c, shape_nn.c): the
+/* shape_rules.h — private to the shape rules (shape.c, shape_nn.c, shape_fused.c): the
  * context a rule sees, the message and type helpers both files use, and the
  * rules of shape_nn.c that the one table, ir_shape_rules in shape.c, points
  * at.  Nothing outside ir/shape*.c includes it; ir_infer and the table are
@@ -47,6 +47,7 @@ bool sh_need_rank(Ctx *c, const Type *t, int min);
 bool sh_rank_fits(Ctx *c, int rank);
 bool sh_norm_axis(Ctx *c, int32_t *axis, int rank);
 int sh_one(Ctx *c, Type t);
+int sh_infer_matmul(Ctx *c);
 
 /* shape_nn.c: the rules of the neural-network ops */
 int sh_infer_softmax(Ctx *c);
@@ -60,5 +61,14 @@ int sh_infer_one_hot(Ctx *c);
 int sh_infer_cross_entropy(Ctx *c);
 int sh_infer_pair_loss(Ctx *c);
 int sh_infer_scan(Ctx *c);
+const Type *sh_body_arg(const Graph *g, int i);
+
+/* shape_fused.c: the rules of the fused ops */
+int sh_infer_lstm_cell(Ctx *c);
+int sh_infer_lstm_cell_grad(Ctx *c);
+int sh_infer_attention_grad(Ctx *c);
+int sh_infer_softmax_xent(Ctx *c);
+int sh_infer_fused(Ctx *c);
+int sh_infer_matmul_epilogue(Ctx *c);
 
 #endif

@@ -294,20 +294,22 @@ static const char *stray_attr(Op op, const Attrs *a, int rank)
     static const double zero_value;
     bool leaf = op == OP_INPUT || op == OP_PARAM || op == OP_ARG;
     bool scan = op == OP_SCAN, reduce = ir_op_info[op].flags & OPF_REDUCE;
+    bool graph = ir_op_info[op].flags & OPF_GRAPH;
+    bool attention = op == OP_ATTENTION || op == OP_ATTENTION_GRAD;
     bool axis = op == OP_SOFTMAX || op == OP_LOG_SOFTMAX || op == OP_CONCAT;
     bool value = op == OP_CONST || op == OP_POW || op == OP_LAYERNORM ||
-                 op == OP_RMSNORM || op == OP_DROPOUT || op == OP_ATTENTION;
+                 op == OP_RMSNORM || op == OP_DROPOUT || attention;
     bool type = leaf || op == OP_CONST || op == OP_RESHAPE ||
                 op == OP_BROADCAST_TO || op == OP_SCATTER_ADD ||
                 op == OP_ONE_HOT;
     bool index = leaf || op == OP_DROPOUT; /* dropout: its site */
-    if ((!index && a->index) || (!scan && a->graph))
+    if ((!index && a->index) || (!graph && a->graph))
         return !index && a->index ? "index" : "graph";
     if (!scan && (a->n_carry || a->n_over))
         return a->n_carry ? "n_carry" : "n_over";
     if ((!axis && a->axis) || (!reduce && (a->axes || a->keepdims)))
         return !axis && a->axis ? "axis" : a->axes ? "axes" : "keepdims";
-    if (!scan && op != OP_ATTENTION && a->flag)
+    if (!scan && !attention && a->flag)
         return "flag";
     for (int i = op == OP_PERMUTE ? rank : 0; i < IR_MAX_RANK; i++)
         if (a->perm[i])
@@ -320,6 +322,31 @@ static const char *stray_attr(Op op, const Attrs *a, int rank)
     if (!type && !ir_type_eq(&a->type, &zero_type))
         return "type";
     return NULL;
+}
+
+/* A fused op's body computes elementwise: args, constants, elementwise
+ * ops (one iteration shape is the codegen's business), and for fused a
+ * reduction only as the body's single result. */
+static bool check_fused_body(Verifier *v, int32_t k)
+{
+    const Node *n = &v->g->nodes.data[k];
+    const Graph *body = v->m->graphs.data[n->attr.graph];
+    for (int32_t i = 0; i < body->nodes.len; i++) {
+        const Node *b = &body->nodes.data[i];
+        unsigned f = ir_op_info[b->op].flags;
+        if (f & (OPF_UNARY | OPF_BINARY) || b->op == OP_WHERE ||
+            b->op == OP_ARG || b->op == OP_CONST)
+            continue;
+        bool last_reduce = n->op == OP_FUSED && (f & OPF_REDUCE) &&
+                           body->results.len == 1 && b->n_out == 1 &&
+                           body->results.data[0].id == b->out[0].id;
+        if (!last_reduce)
+            return fail_node(v, k, "body graph %s holds %s, which %s cannot "
+                                   "fuse",
+                             body->name, ir_op_info[b->op].name,
+                             ir_op_info[n->op].name);
+    }
+    return true;
 }
 
 /* Leaf indices and scan references, which later sweeps read through. */
@@ -346,7 +373,7 @@ static bool check_refs(Verifier *v, int32_t k, bool *arg_seen)
             return fail_node(v, k, "arg %d is defined twice", (int)idx);
         arg_seen[idx] = true;
     }
-    if (n->op == OP_SCAN) {
+    if (ir_op_info[n->op].flags & OPF_GRAPH) {
         if (a->graph < 0 || a->graph >= m->graphs.len)
             return fail_node(v, k, "body graph %d does not exist",
                              (int)a->graph);
@@ -354,8 +381,10 @@ static bool check_refs(Verifier *v, int32_t k, bool *arg_seen)
             return fail_node(v, k, "body is the main graph");
         if (a->graph == g->id)
             return fail_node(v, k, "body is its own graph");
-        if (a->n_carry < 0 || a->n_over < 0 ||
-            (int64_t)a->n_carry + a->n_over > n->n_in)
+        if (n->op != OP_SCAN && !check_fused_body(v, k))
+            return false;
+        if (n->op == OP_SCAN && (a->n_carry < 0 || a->n_over < 0 ||
+            (int64_t)a->n_carry + a->n_over > n->n_in))
             return fail_node(v, k,
                              "carries=%d and over=%d do not fit %d operands",
                              (int)a->n_carry, (int)a->n_over, (int)n->n_in);
@@ -534,13 +563,13 @@ static bool verify_no_cycles(Verifier *v)
                 sp--;
                 continue;
             }
-            if (g->nodes.data[k].op != OP_SCAN)
+            if (!(ir_op_info[g->nodes.data[k].op].flags & OPF_GRAPH))
                 continue;
             int32_t body = g->nodes.data[k].attr.graph;
             if (state[body] == 1) {
                 v->g = g;
                 v->first = number_nodes(g);
-                ok = fail_node(v, k, "graph %s runs itself through scans",
+                ok = fail_node(v, k, "graph %s runs itself through its body graphs",
                                m->graphs.data[body]->name);
                 free(v->first);
             } else if (state[body] == 0) {

@@ -8,6 +8,8 @@
  *                  reduction ops
  *   grad_nn.c      the rules of normalisations, lookups, attention, losses
  *   grad_scan.c    scan: backpropagation through time as a reverse scan
+ *   grad_save.c    which values of the recomputed step are saved instead
+ *   grad_fused.c   the fused ops: lstm_cell's fused backward
  *
  * docs/autodiff.md describes the design. */
 #ifndef NNC_PASSES_GRAD_H
@@ -104,6 +106,23 @@ Value gb_reduce_to(Ad *ad, Value g, Type t);
  * type. */
 Value gb_unreduce(Ad *ad, Value g, Type x, uint32_t axes, bool keepdims);
 
+/* grad_scan.c, grad_save.c: the backward body of a scan recomputes the
+ * forward step (nodes first_copy..first_grad-1) before its gradient nodes;
+ * forward_of[id] (per value of the backward body) is the forward body's
+ * value a recomputed value copies, IR_NONE for others. */
+typedef struct BwdRecompute {
+    int32_t first_copy, first_grad;
+    Value *forward_of;
+    int32_t n_forward_of; /* values above were added later (nested scans) */
+} BwdRecompute;
+/* Makes the gradient nodes of bb read the recomputed values they need from
+ * new scanned arguments (inserted before the last n_captures arguments)
+ * instead, except values that are cheap to recompute; writes the forward
+ * body's values to stack, in argument order, to forward_saved and returns
+ * how many.  The recompute they leave unused is left to DCE. */
+int grad_save_recomputed(Graph *bb, const BwdRecompute *r, int n_captures,
+                         Value *forward_saved);
+
 /* grad_scan.c */
 void grad_scan(Ad *ad, GradCall *c);
 /* The graph's name, or with ".2", ".3", ... until no graph has it. */
@@ -118,6 +137,10 @@ void grad_gather(Ad *ad, GradCall *c);
 void grad_scatter_add(Ad *ad, GradCall *c);
 void grad_causal_mask(Ad *ad, GradCall *c);
 void grad_attention(Ad *ad, GradCall *c);
+
+/* grad_fused.c */
+void grad_lstm_cell(Ad *ad, GradCall *c);
+void grad_not_differentiable(Ad *ad, GradCall *c); /* internal error */
 void grad_dropout(Ad *ad, GradCall *c);
 void grad_cross_entropy(Ad *ad, GradCall *c);
 void grad_mse(Ad *ad, GradCall *c);

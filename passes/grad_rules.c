@@ -364,4 +364,10 @@ const GradRule grad_rules[OP_COUNT] = {
     [OP_SCATTER_ADD] = grad_scatter_add,
     [OP_ONE_HOT] = grad_none,
     [OP_SCAN] = grad_scan,
+    [OP_LSTM_CELL] = grad_lstm_cell,
+    [OP_LSTM_CELL_GRAD] = grad_not_differentiable,
+    [OP_ATTENTION_GRAD] = grad_not_differentiable,
+    [OP_SOFTMAX_XENT] = grad_not_differentiable,
+    [OP_FUSED] = grad_not_differentiable,
+    [OP_MATMUL_EPILOGUE] = grad_not_differentiable,
 };

@@ -75,4 +75,48 @@ int32_t pass_compact_graph(Graph *g, const bool *keep);
  * Graph.id and every scan's attr.graph.  Returns the number dropped. */
 int32_t pass_drop_unused_graphs(Module *m);
 
+/* ---- rewrite.c: what the fusion passes share ---------------------------- */
+
+/* is_body[id] (m->graphs.len entries, in the arena): graph id is the body
+ * of a fused or matmul_epilogue node.  Fusion passes leave such graphs
+ * alone; they rewrite the main graph and scan bodies. */
+bool *pass_fusion_bodies(const Module *m);
+/* How many operands of g's nodes, and results of g, read each value
+ * (g->values.len entries, in the arena). */
+int32_t *pass_use_counts(const Graph *g);
+/* Moves the nodes first.. (the ones a pass has just appended with ir_add or
+ * ir_add_typed) to index pos <= first, shifting nodes pos..first-1 after
+ * them and updating every moved value's ValueInfo.def, so that new nodes
+ * can be defined before the node that will use them. */
+void pass_move_nodes_before(Graph *g, int32_t first, int32_t pos);
+
+/* ---- rewrite.c: building fused nodes ------------------------------------ */
+
+/* "BASE.N" with the smallest N >= 0 that no graph of m is named yet. */
+const char *pass_unique_graph_name(Module *m, const char *base);
+
+/* Who reads each value: node[start[v] .. start[v + 1]) are the indices of
+ * the nodes reading value v, ascending (a node reading v twice is listed
+ * twice); graph results are not listed (pass_use_counts counts them). */
+typedef struct PassUsers {
+    int32_t *start; /* g->values.len + 1 entries */
+    int32_t *node;
+} PassUsers;
+PassUsers pass_users(const Graph *g);
+
+/* A new body graph "BASE.N" computing the nodes members[0..n_members) of
+ * g (ascending indices): ARG i stands for args[i], each member is cloned
+ * with its op, attributes and types, every other operand must be a CONST
+ * of g and is copied in, and the body returns results[] (values of args
+ * or members).  body->n_args is set. */
+Graph *pass_build_body(Module *m, Graph *g, const char *base,
+                       const Value *args, int n_args, const int32_t *members,
+                       int n_members, const Value *results, int n_results);
+
+/* The nodes n_old.. of g were appended by ir_add_typed; moves each new
+ * node j to just after old node after[j - n_old] (new nodes with the same
+ * anchor keep their order) and updates ValueInfo.def.  Value ids do not
+ * change.  The caller makes sure operands stay defined before use. */
+void pass_place_new_nodes(Graph *g, int32_t n_old, const int32_t *after);
+
 #endif

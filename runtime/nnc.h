@@ -237,11 +237,13 @@ typedef void (*nnc_range_fn)(void *ctx, int64_t begin, int64_t end);
  * lowest failing chunk's); fn reports failure itself, e.g. through ctx. */
 NNC_API void nnc_parallel_for(int64_t n, nnc_range_fn fn, void *ctx);
 
-/* ---- gemm.c: matrix products through OpenBLAS ---------------------------- */
+/* ---- gemm.c: matrix products ---------------------------------------------- */
 
 /* Row-major C = alpha * op(A) @ op(B) + beta * C, op(A) m x k, op(B) k x n.
- * OpenBLAS runs single-threaded; large products are split by rows (or
- * columns) over the pool.  Dimensions and leading dimensions must fit in
+ * On CPUs with AVX-512 every product runs on libnncrt's own kernel
+ * (gemm_avx512.c), elsewhere on OpenBLAS (single-threaded); large products
+ * are split by whole tiles of C over the pool, never along k, so the bits
+ * do not depend on the thread count.  Dimensions and leading dimensions must fit in
  * an int (NNC_ERR_ARG otherwise). */
 NNC_API int nnc_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                       float alpha, const float *a, int64_t lda, const float *b,
@@ -254,6 +256,52 @@ NNC_API int nnc_sgemm_batched(int trans_a, int trans_b, int64_t m, int64_t n,
                               int64_t ldb, int64_t stride_b, float beta,
                               float *c, int64_t ldc, int64_t stride_c,
                               int64_t batch);
+
+/* ---- fused kernels: the lowerings of nnc's fused ops ---------------------
+ * Called by generated code for the ops the fusion passes build
+ * (docs/fusion.md).  Every tensor is contiguous row-major f32 (targets
+ * i32).  Each is parallel over the pool across independent rows (or
+ * batch-heads) and gives bit-identical results for any thread count. */
+
+/* attention.c: o = softmax(causal?(q @ k^T * scale)) @ v for each of `bh`
+ * independent (batch, head) slices: q [bh, tq, d], k [bh, tk, d], v [bh,
+ * tk, dv], o [bh, tq, dv].  causal masks key j > query i (causal_mask's
+ * rule).  Tiled with an online softmax (FlashAttention): no tq x tk score
+ * matrix is ever stored. */
+NNC_API void nnc_attention_fwd(const float *q, const float *k, const float *v,
+                               float *o, int64_t bh, int64_t tq, int64_t tk,
+                               int64_t d, int64_t dv, float scale, int causal);
+/* Its gradient given o (the forward's result) and go (o's gradient):
+ * writes dq, dk, dv (overwritten, not accumulated), recomputing the
+ * probabilities block by block instead of reading stored ones. */
+NNC_API void nnc_attention_bwd(const float *q, const float *k, const float *v,
+                               const float *o, const float *go, float *dq,
+                               float *dk, float *dv, int64_t bh, int64_t tq,
+                               int64_t tk, int64_t d, int64_t dvdim,
+                               float scale, int causal);
+
+/* lstm.c: the LSTM cell's pointwise part over n rows: z [n, 4h] holds the
+ * pre-activations of the gates i, f, g, o (in that order along a row), c
+ * [n, h] the previous cell: c_out = sigmoid(f) c + sigmoid(i) tanh(g),
+ * h_out = sigmoid(o) tanh(c_out). */
+NNC_API void nnc_lstm_cell_fwd(const float *z, const float *c, float *h_out,
+                               float *c_out, int64_t n, int64_t h);
+/* Its gradient in one pass: given dh (h_out's gradient) and dc_out
+ * (c_out's), either NULL for zero, writes dz [n, 4h] and dc [n, h]. */
+NNC_API void nnc_lstm_cell_bwd(const float *z, const float *c,
+                               const float *dh, const float *dc_out,
+                               float *dz, float *dc, int64_t n, int64_t h);
+
+/* xent.c: cross entropy and its gradient in one pass over the rows:
+ * *loss = mean over the n rows of logsumexp(row) - row[target], and
+ * dlogits = (softmax(row) - one_hot(target)) * scale, the probabilities
+ * never stored.  A target outside [0, c) sets nnc_last_error
+ * ("cross_entropy: target T at position P is outside 0..C-1") and returns
+ * NNC_ERR_RANGE with nothing defined written; 0 otherwise.  The loss is
+ * summed in double in row order (the same bits for any thread count). */
+NNC_API int nnc_softmax_xent(const float *logits, const int32_t *targets,
+                             float scale, float *loss, float *dlogits,
+                             int64_t n, int64_t c);
 
 /* ---- optim.c: optimizer kernels (NAME_update) ---------------------------- */
 

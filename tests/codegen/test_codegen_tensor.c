@@ -1,4 +1,5 @@
-/* Codegen tests: reductions over several axes, softmax and log_softmax,
+/* Codegen tests: reductions over several axes (and over leading axes,
+ * accumulated row by row), softmax and log_softmax,
  * layernorm and rmsnorm, matmul (broadcast batches, folded transposes),
  * transpose, permute, reshape, concat and slice, JIT-compiled and compared
  * with values computed here in C. */
@@ -44,6 +45,52 @@ static void test_reductions(void **state)
     expect_close(mx, wmx, 8, 0, "max");
     expect_close(s12, ws12, 2, 1e-6, "sum axes 1,2");
     tb_free(&t, j);
+}
+
+/* x f32[R, 5, C] reduced over its leading axes {0, 1}: sum, mean and max
+ * (keepdims), small and large enough for the pool (column chunks). */
+static void check_leading(int64_t r, int64_t c)
+{
+    TB t = tb_new("lead");
+    Value x = tb_input(&t, "x", F32(r, 5, c));
+    Attrs lead = {.axes = 3, .keepdims = true};
+    tb_output(&t, tb_opa(&t, OP_SUM, lead, 1, x), "s");
+    tb_output(&t, tb_opa(&t, OP_MEAN, lead, 1, x), "m");
+    tb_output(&t, tb_opa(&t, OP_MAX, lead, 1, x), "mx");
+    CgJit *j = tb_jit(&t);
+    int64_t rows = r * 5;
+    float *xv = malloc(sizeof(float) * (size_t)(rows * c));
+    float *s = malloc(sizeof(float) * (size_t)c),
+          *m = malloc(sizeof(float) * (size_t)c),
+          *mx = malloc(sizeof(float) * (size_t)c);
+    double *ws = calloc((size_t)c, sizeof(double)),
+           *wm = calloc((size_t)c, sizeof(double)),
+           *wmx = malloc(sizeof(double) * (size_t)c);
+    assert_true(xv && s && m && mx && ws && wm && wmx);
+    fill(xv, (int)(rows * c), -3, 3, 11);
+    for (int64_t k = 0; k < c; k++) {
+        wmx[k] = -INFINITY;
+        for (int64_t i = 0; i < rows; i++) {
+            double v = xv[i * c + k];
+            ws[k] += v;
+            wmx[k] = fmax(wmx[k], v);
+        }
+        wm[k] = ws[k] / (double)rows;
+    }
+    void *args[] = {xv, s, m, mx};
+    assert_int_equal(tb_run(&t, j, NULL, args), 0);
+    expect_close(s, ws, (int)c, 1e-5, "leading sum");
+    expect_close(m, wm, (int)c, 1e-5, "leading mean");
+    expect_close(mx, wmx, (int)c, 0, "leading max");
+    tb_free(&t, j);
+    free(xv), free(s), free(m), free(mx), free(ws), free(wm), free(wmx);
+}
+
+static void test_reduce_leading_axes(void **state)
+{
+    (void)state;
+    check_leading(3, 7);     /* one chunk, on the calling thread */
+    check_leading(64, 1000); /* 16 column chunks of 64, on the pool */
 }
 
 static void ref_softmax(const float *x, double *y, int n, int stride,
@@ -241,8 +288,11 @@ static void test_shape_ops(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reductions), cmocka_unit_test(test_softmax),
-        cmocka_unit_test(test_norms),      cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_reductions),
+        cmocka_unit_test(test_reduce_leading_axes),
+        cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_norms),
+        cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_shape_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

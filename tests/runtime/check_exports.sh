@@ -13,7 +13,9 @@ for sym in nnc_last_error nnc_rt_set_error nnc_st_load nnc_st_save \
            nnc_st_load_exact nnc_st_save_tensors nnc_init_tensor \
            nnc_model_init nnc_philox4x32_10 nnc_parallel_for \
            nnc_set_num_threads nnc_get_num_threads nnc_sgemm \
-           nnc_sgemm_batched nnc_dropout_mask; do
+           nnc_sgemm_batched nnc_dropout_mask nnc_attention_fwd \
+           nnc_attention_bwd nnc_lstm_cell_fwd nnc_lstm_cell_bwd \
+           nnc_softmax_xent; do
   nm -D --defined-only "$so" | awk '{print $3}' | grep -qx "$sym" ||
     { echo "libnncrt.so does not export $sym"; exit 1; }
 done

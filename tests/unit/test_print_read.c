@@ -610,13 +610,13 @@ static const BadCase bad_cases[] = {
     {HEAD "graph main {\n  %0 = input @x : f32[2]\n  return %0\n}\n"
           "graph b(args=1) {\n  %0 = arg 0 : f32[]\n  %1 = scan @b(carries=0, "
           "over=1, reverse=false) %0 : f32[]\n  return %1\n}\n",
-     "t.ir:10:14: error: graph b cannot scan itself"},
+     "t.ir:10:14: error: graph b cannot run itself"},
     {HEAD "graph main {\n  %0 = input @x : f32[2]\n  return %0\n}\n"
           "graph a(args=1) {\n  %0 = arg 0 : f32[2]\n  %1 = scan @b(carries=0, "
           "over=1, reverse=false) %0 : f32[2]\n  return %1\n}\n"
           "graph b(args=1) {\n  %0 = arg 0 : f32[2]\n  %1 = scan @a(carries=0, "
           "over=1, reverse=false) %0 : f32[2]\n  return %1\n}\n",
-     "t.ir:15:14: error: scan of a makes graph b run itself"},
+     "t.ir:15:14: error: running a makes graph b run itself"},
     {HEAD "graph main {\n  %0 = input @x : f32[2]\n  %1, %2 = scan "
           "@b(carries=1, over=1, reverse=false) %0, %0 : f32[2], f32[2, 3]\n"
           "  return %1\n}\ngraph b(args=2) {\n  %0 = arg 0 : f32[2]\n  %1 = "

@@ -296,7 +296,7 @@ static void test_scan_cycle(void **state)
     Attrs sa = {.graph = b->id, .n_carry = 0, .n_over = 1};
     ir_add_typed(step, OP_SCAN, &s, 1, &sa, (SrcLoc){0}, &t, 1);
     expect_error(
-        "graph b: node %1 (scan): graph step runs itself through scans");
+        "graph b: node %1 (scan): graph step runs itself through its body graphs");
 }
 
 static void test_arg_out_of_range_and_twice(void **state)
