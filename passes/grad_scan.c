@@ -17,10 +17,9 @@
  *   backward %dh0, %dW, %dx = scan @step.bwd(carries=2, over=3, reverse=true)
  *                               %dh, %zeroW, %hin, %x, %dhs, %W
  *
- * Memory is one copy of every carry per step (what PyTorch's autograd
- * keeps too); compute is one extra forward step per step.  The alternative,
- * saving every intermediate the backward reads, would store several
- * tensors per step instead of the carries alone; docs/autodiff.md has the
+ * The values of the recomputed step that the gradient nodes read are then
+ * saved by the forward scan instead (grad_save.c), so the matrix products
+ * of a step run once forward and once backward; docs/autodiff.md has the
  * trade-off. */
 #include "passes/grad.h"
 
@@ -88,21 +87,26 @@ static Value arg_value(const Graph *g, int32_t i)
 
 /* ---- stacking the carries ------------------------------------------------ */
 
-/* Adds to scan node `index` of ad->g one stacked output per carry: the
- * carry entering each step.  Its body returns its carry arguments as extra
- * per-step outputs; a body that another scan also runs is copied first.
- * Writes the new results to stacked[]. */
-static void stack_carries(Ad *ad, int32_t index, Value *stacked)
+/* Adds to scan node `index` of ad->g one stacked output per carry (the
+ * carry entering each step) and per saved value (saved[0..n_saved-1],
+ * values of its body that the backward reads rather than recomputes).
+ * Its body returns them as extra per-step outputs; a body that another
+ * scan also runs is copied first (values keep their ids).  Writes the new
+ * results to stacked[], carries first. */
+static void stack_carries(Ad *ad, int32_t index, const Value *saved,
+                          int n_saved, Value *stacked)
 {
     Module *m = ad->m;
     Graph *g = ad->g;
     Node *s = &g->nodes.data[index];
     int nc = s->attr.n_carry;
     Graph *body = m->graphs.data[s->attr.graph];
-    if (nc == 0)
+    int n_new = nc + n_saved;
+    if (n_new == 0)
         return;
-    for (int i = 0; i < nc; i++)
-        if (ir_value_type(g, s->in[i]).rank == IR_MAX_RANK)
+    for (int i = 0; i < n_new; i++)
+        if (ir_value_type(body, i < nc ? arg_value(body, i) : saved[i - nc])
+                .rank == IR_MAX_RANK)
             ir_internal_error("autodiff",
                               "graph %s: a carry of rank %d cannot be stacked "
                               "over the steps for the backward pass",
@@ -114,11 +118,13 @@ static void stack_carries(Ad *ad, int32_t index, Value *stacked)
     s = &g->nodes.data[index];
     s->attr.graph = body->id;
     int64_t steps = ir_value_type(g, s->in[nc]).dims[0];
-    Value *out = arena_alloc(m->arena, sizeof(Value) * (size_t)(s->n_out + nc));
+    Value *out =
+        arena_alloc(m->arena, sizeof(Value) * (size_t)(s->n_out + n_new));
     memcpy(out, s->out, sizeof(Value) * (size_t)s->n_out);
-    for (int i = 0; i < nc; i++) {
-        ir_add_result(m, body, arg_value(body, i), NULL);
-        Type t = ir_value_type(g, s->in[i]),
+    for (int i = 0; i < n_new; i++) {
+        Value v = i < nc ? arg_value(body, i) : saved[i - nc];
+        ir_add_result(m, body, v, NULL);
+        Type t = ir_value_type(body, v),
              st = {.dtype = t.dtype, .rank = t.rank + 1};
         st.dims[0] = steps;
         memcpy(st.dims + 1, t.dims, sizeof(int64_t) * (size_t)t.rank);
@@ -129,7 +135,7 @@ static void stack_carries(Ad *ad, int32_t index, Value *stacked)
             ((ValueInfo){.type = st, .def = index, .result = s->n_out + i}));
     }
     s->out = out;
-    s->n_out += nc;
+    s->n_out += n_new;
 }
 
 /* ---- which arguments carry gradients ------------------------------------- */
@@ -263,7 +269,7 @@ static Value gradient_or_zeros(Ad *in, Value v)
  * and the results (new carried gradients, new capture sums, the slices'
  * gradients). */
 static Graph *build_bwd_body(Ad *ad, const GradCall *c, const Graph *body,
-                             const ScanPlan *p)
+                             const ScanPlan *p, BwdRecompute *rec)
 {
     Module *m = ad->m;
     Graph *bb = ir_graph_new(
@@ -279,7 +285,19 @@ static Graph *build_bwd_body(Ad *ad, const GradCall *c, const Graph *body,
                                                : b.cap[i - p->nc - p->no];
         map[arg_value(body, i).id] = recompute_arg[i];
     }
+    rec->first_copy = bb->nodes.len;
     copy_nodes(bb, body, map);
+    rec->first_grad = bb->nodes.len;
+    /* Covers every value defined so far: the recompute's are all below. */
+    rec->n_forward_of = bb->values.len;
+    rec->forward_of =
+        arena_alloc(m->arena, sizeof(Value) * (size_t)bb->values.len);
+    for (int32_t f = 1; f < body->values.len; f++) {
+        Value v = map[f];
+        int32_t d = v.id ? bb->values.data[v.id].def : -1;
+        if (d >= rec->first_copy && d < rec->first_grad)
+            rec->forward_of[v.id] = (Value){(uint32_t)f};
+    }
     bool *source = arena_alloc(m->arena, sizeof(bool) * (size_t)bb->values.len);
     for (int i = 0; i < c->n.n_in; i++)
         source[recompute_arg[i].id] = p->arg_active[i];
@@ -332,7 +350,8 @@ static ScanPlan plan_scan(Ad *ad, const GradCall *c, const Graph *body)
 
 /* Operands of the backward scan, in the backward body's argument order. */
 static int bwd_operands(Ad *ad, const GradCall *c, const ScanPlan *p,
-                        const Value *stacked, Value *ops, int *n_carry)
+                        const Value *stacked, int n_saved, Value *ops,
+                        int *n_carry)
 {
     const Node *s = &c->n;
     int k = 0;
@@ -351,6 +370,8 @@ static int bwd_operands(Ad *ad, const GradCall *c, const ScanPlan *p,
     for (int o = 0; o < p->ny; o++)
         if (p->out_seed[o])
             ops[k++] = c->gout[p->nc + o];
+    for (int j = 0; j < n_saved; j++)
+        ops[k++] = stacked[p->nc + j];
     for (int j = 0; j < p->nk; j++)
         ops[k++] = s->in[p->nc + p->no + j];
     return k;
@@ -361,12 +382,17 @@ void grad_scan(Ad *ad, GradCall *c)
     Module *m = ad->m;
     const Graph *body = m->graphs.data[c->n.attr.graph];
     ScanPlan p = plan_scan(ad, c, body);
-    Value *stacked = arena_alloc(m->arena, sizeof(Value) * (size_t)(p.nc + 1));
-    Graph *bb = build_bwd_body(ad, c, body, &p);
-    stack_carries(ad, c->index, stacked);
+    BwdRecompute rec;
+    Graph *bb = build_bwd_body(ad, c, body, &p, &rec);
+    Value *saved = arena_alloc(m->arena, sizeof(Value) * (size_t)(bb->values.len + 1));
+    int n_saved = grad_save_recomputed(bb, &rec, p.nk, saved);
+    Value *stacked =
+        arena_alloc(m->arena, sizeof(Value) * (size_t)(p.nc + n_saved + 1));
+    stack_carries(ad, c->index, saved, n_saved, stacked);
     Value *ops =
         arena_alloc(m->arena, sizeof(Value) * (size_t)(bb->n_args + 1));
-    int n_carry, n_ops = bwd_operands(ad, c, &p, stacked, ops, &n_carry);
+    int n_carry,
+        n_ops = bwd_operands(ad, c, &p, stacked, n_saved, ops, &n_carry);
     Attrs a = {.graph = bb->id,
                .n_carry = n_carry,
                .n_over = n_ops - n_carry - p.nk,

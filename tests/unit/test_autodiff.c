@@ -277,7 +277,8 @@ static void test_dropout_sites(void **state)
 }
 
 /* A scan's gradient is a reversed scan over a new body; the forward scan
- * stacks its carries. */
+ * stacks its carries and the value the backward reads (tanh's result,
+ * saved rather than recomputed). */
 static void test_scan_gradient_structure(void **state)
 {
     (void)state;
@@ -296,13 +297,23 @@ static void test_scan_gradient_structure(void **state)
         if (g->nodes.data[k].op == OP_SCAN)
             *(fwd ? &bwd : &fwd) = &g->nodes.data[k];
     assert_non_null(bwd);
-    assert_int_equal(fwd->n_out, 3); /* h, hs, and the stacked carries */
+    assert_int_equal(fwd->n_out, 4); /* h, hs, stacked carries, saved tanh */
+    const Graph *body = m->graphs.data[fwd->attr.graph];
+    Value saved = body->results.data[3];
+    assert_int_equal(body->nodes.data[body->values.data[saved.id].def].op,
+                     OP_TANH);
     assert_true(fwd->attr.flag);
     assert_false(bwd->attr.flag);
     assert_string_equal(m->graphs.data[bwd->attr.graph]->name, "step.bwd");
-    /* carries: dh and the running sum of dW; overs: stacked h, xs, dhs */
+    /* carries: dh and the running sum of dW; overs: stacked h, xs, dhs,
+     * saved tanh */
     assert_int_equal(bwd->attr.n_carry, 2);
-    assert_int_equal(bwd->attr.n_over, 3);
+    assert_int_equal(bwd->attr.n_over, 4);
+    /* the backward body no longer recomputes the step's product */
+    const Graph *bb = m->graphs.data[bwd->attr.graph];
+    PassCtx ctx = {.m = m, .arena = arena};
+    pass_dce(m, &ctx);
+    assert_int_equal(count_op(bb, OP_TANH), 0);
 }
 
 /* ---- kinks and ties, exactly ------------------------------------------------- */
