@@ -6,8 +6,13 @@
  * inputs (ids, targets) uniform in [0, bench_id_range[i]).  It times
  * `warmup` untimed then `steps` timed training steps, then the same for the
  * forward pass, each step with clock_gettime(CLOCK_MONOTONIC), and prints
- * one JSON line: median ms per step of each, the last loss, and the peak
- * resident set size of the process (getrusage ru_maxrss, KiB).
+ * one JSON line: median ms per step of each, the last loss, the peak
+ * resident set size of the process (getrusage ru_maxrss, KiB), the
+ * resident set just before NAME_new (base_rss_kb: the program, its
+ * libraries and the inputs) and the bytes of the model's instance
+ * (model_bytes: parameters, gradients, optimizer state and the planned
+ * workspace), so that the growth of the process can be set against what
+ * the model needs.
  * Usage: harness WARMUP STEPS */
 #include <math.h>
 #include <stdint.h>
@@ -29,6 +34,19 @@ void bench_free(void *m);
 void bench_init(void *m);
 float bench_train(void *m, void *const *inputs);
 int bench_forward(void *m, void *const *inputs, float *const *outputs);
+
+/* The current resident set in KiB (/proc/self/statm), or -1. */
+static long current_rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, resident = -1;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+            resident = -1;
+        fclose(f);
+    }
+    return resident < 0 ? -1 : resident * 4;
+}
 
 static double now_ms(void)
 {
@@ -132,8 +150,13 @@ int main(int argc, char **argv)
     float *out[BENCH_MAX_IO];
     int n_in, n_out, status = 0;
     double *samples = malloc((size_t)steps * sizeof *samples);
+    if (!samples || alloc_io(bench_info(), in, &n_in, out, &n_out) != 0) {
+        fprintf(stderr, "harness: out of memory\n");
+        return 1;
+    }
+    long base_rss_kb = current_rss_kb();
     void *m = bench_new();
-    if (!samples || !m || alloc_io(bench_info(), in, &n_in, out, &n_out) != 0) {
+    if (!m) {
         fprintf(stderr, "harness: out of memory\n");
         return 1;
     }
@@ -147,8 +170,10 @@ int main(int argc, char **argv)
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("{\"train_ms\": %.6f, \"fwd_ms\": %.6f, \"loss\": %.6f, \"rss_kb\": %ld}\n", train_ms,
-           fwd_ms, (double)loss, ru.ru_maxrss);
+    printf("{\"train_ms\": %.6f, \"fwd_ms\": %.6f, \"loss\": %.6f, \"rss_kb\": %ld, "
+           "\"base_rss_kb\": %ld, \"model_bytes\": %lld}\n",
+           train_ms, fwd_ms, (double)loss, ru.ru_maxrss, base_rss_kb,
+           (long long)bench_info()->total_bytes);
     for (int i = 0; i < n_in; i++)
         free(in[i]);
     for (int i = 0; i < n_out; i++)
