@@ -18,7 +18,10 @@
  * cross_entropy and a softmax over the last axis, one_hot of the same
  * targets, their difference (in that order) used once, by a mul with a
  * scalar f32 on either side (or a constant of any broadcasting shape,
- * which becomes a scalar const).  The main graph and scan bodies are
+ * which becomes a scalar const).  The node goes where the cross entropy
+ * was when its scale is known there (a constant, or a value computed
+ * before), so the loss may be combined with other terms (a regulariser)
+ * before the gradient is computed; otherwise after both.  The main graph and scan bodies are
  * rewritten; fused bodies are left alone. */
 #include "passes/pass.h"
 
@@ -81,16 +84,20 @@ static bool match_at(Graph *g, const PassUsers *u, const int32_t *uses,
                 continue;
             const Node *sc = ir_def(g, s);
             *mt = (Match){.ce = ce, .mul = mi};
-            if (is_scalar_f32(&st))
+            if (sc->op == OP_CONST && st.dtype == DT_F32)
+                mt->scale_value = sc->attr.value; /* a new const, anywhere */
+            else if (is_scalar_f32(&st))
                 mt->scale = s;
-            else if (sc->op == OP_CONST && st.dtype == DT_F32)
-                mt->scale_value = sc->attr.value;
             else
                 continue;
-            mt->anchor = ce > mi ? ce : mi;
+            /* At the cross entropy when the scale is known there (the loss
+             * may then be read before the gradient, as in a loss with a
+             * regulariser added); else after both, when nothing reads the
+             * loss before. */
+            bool scale_early = !mt->scale.id || ir_value(g, s)->def < ce;
+            mt->anchor = scale_early && ce < mi ? ce : ce > mi ? ce : mi;
             if (mt->scale.id && ir_value(g, s)->def > mt->anchor)
                 continue;
-            /* the loss and the gradient are read only after the new node */
             if (!used_after(u, c->out[0], mt->anchor) ||
                 !used_after(u, mul->out[0], mt->anchor))
                 continue;
