@@ -31,6 +31,36 @@ static LLVMValueRef new_range_fn(Cg *c)
     return fn;
 }
 
+/* a and b compute the same pointer: the same value, or two GEPs with the
+ * same operands (cg_ptr builds one per call). */
+static bool same_pointer(LLVMValueRef a, LLVMValueRef b)
+{
+    if (a == b)
+        return true;
+    if (!LLVMIsAGetElementPtrInst(a) || !LLVMIsAGetElementPtrInst(b))
+        return false;
+    int n = LLVMGetNumOperands(a);
+    if (n != LLVMGetNumOperands(b))
+        return false;
+    for (int i = 0; i < n; i++)
+        if (!same_pointer(LLVMGetOperand(a, (unsigned)i),
+                          LLVMGetOperand(b, (unsigned)i)))
+            return false;
+    return true;
+}
+
+/* Index of the first cap computing the same pointer as caps[k].  A result
+ * written in place over an operand must reach the body as one value:
+ * loaded twice from ctx, the vectoriser cannot tell the two apart, checks
+ * them for overlap at run time, finds it, and runs its scalar loop. */
+static int first_same(LLVMValueRef *caps, int k)
+{
+    for (int j = 0; j < k; j++)
+        if (same_pointer(caps[j], caps[k]))
+            return j;
+    return k;
+}
+
 void cg_parallel_for(Cg *c, LLVMValueRef n, LLVMValueRef *caps, int n_caps,
                      CgRangeBody body, void *ud)
 {
@@ -48,9 +78,12 @@ void cg_parallel_for(Cg *c, LLVMValueRef n, LLVMValueRef *caps, int n_caps,
         c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
     LLVMValueRef in[64];
     LLVMValueRef p = LLVMGetParam(fn, 0);
-    for (int k = 0; k < n_caps; k++)
-        in[k] =
-            LLVMBuildLoad2(c->b, c->ptr, cg_gep_const(c, c->ptr, p, k), "cap");
+    for (int k = 0; k < n_caps; k++) {
+        int j = first_same(caps, k);
+        in[k] = j < k ? in[j]
+                      : LLVMBuildLoad2(c->b, c->ptr,
+                                       cg_gep_const(c, c->ptr, p, k), "cap");
+    }
     body(c, in, LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), ud);
     LLVMBuildRetVoid(c->b);
     c->fn = caller;
