@@ -66,6 +66,11 @@ typedef struct Cg {
      * the loss and the gradients instead of the outputs, and dropout
      * applies its random mask. */
     bool training;
+    /* Set by a scan around the emission of its body (graph redirect_graph):
+     * redirect[value id], when not NULL, is where that value is written
+     * instead of its slot (the step's place in a stacked output). */
+    const LLVMValueRef *redirect;
+    int32_t redirect_graph;
 } Cg;
 
 /* module.c */

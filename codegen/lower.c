@@ -184,10 +184,15 @@ void cg_emit_graph(Cg *c, Graph *g)
         const Node *n = &g->nodes.data[ni];
         if (!live[ni])
             continue;
-        for (int r = 0; r < n->n_out; r++)
-            if (off[n->out[r].id] != CG_NO_SLOT)
-                cg_set_ptr(c, g, n->out[r],
-                           cg_gep_const(c, c->i8, c->inst, off[n->out[r].id]));
+        for (int r = 0; r < n->n_out; r++) {
+            Value v = n->out[r];
+            bool moved = c->redirect && c->redirect_graph == g->id &&
+                         c->redirect[v.id];
+            if (moved)
+                cg_set_ptr(c, g, v, c->redirect[v.id]);
+            else if (off[v.id] != CG_NO_SLOT)
+                cg_set_ptr(c, g, v, cg_gep_const(c, c->i8, c->inst, off[v.id]));
+        }
         if (!cg_lower[n->op])
             ir_internal_error("codegen", "no lowering for %s",
                               ir_op_info[n->op].name);

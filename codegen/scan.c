@@ -10,8 +10,12 @@
  * known at compile time.  The body's arguments are pointed at the carry
  * buffer being read, at slice s = t (T-1-t when reverse) of each `over`
  * tensor, and at the captured outer values.  Per-step output k of the step
- * that read slice s is copied to position s of the stacked result, so the
- * stack is in time order even when the scan runs backwards. */
+ * that read slice s goes to position s of the stacked result, so the
+ * stack is in time order even when the scan runs backwards: the body
+ * writes it there directly when the value is computed into a slot of its
+ * own (most outputs: saved activations, slices' gradients), else it is
+ * copied there after the step (an argument returned as is, a value also
+ * returned as a carry). */
 #include "codegen/cg.h"
 
 static int64_t align_up(int64_t n)
@@ -62,8 +66,47 @@ static void point_args(Cg *c, Graph *g, const Node *n, Graph *body,
     }
 }
 
+/* Per-step output k's place at step s in its stacked result. */
+static LLVMValueRef stack_slot(Cg *c, Graph *g, const Node *n, Graph *body,
+                               int k, LLVMValueRef s)
+{
+    Type step = ir_value_type(body, body->results.data[k]);
+    LLVMValueRef at = LLVMBuildNSWMul(c->b, s, cg_i64(c, ir_type_numel(&step)), "");
+    return cg_gep(c, c->f32, cg_ptr(c, g, n->out[k]), at);
+}
+
+/* Whether per-step output k can be written straight into its stack: a
+ * value the body computes into a slot of its own (not an argument, not a
+ * view) that no other result returns. */
+static bool writes_in_stack(const Cg *c, const Node *n, const Graph *body,
+                            int k)
+{
+    Value v = body->results.data[k];
+    if (c->lay->value_off[body->id][v.id] == CG_NO_SLOT)
+        return false;
+    for (int r = 0; r < body->results.len; r++)
+        if (r != k && body->results.data[r].id == v.id)
+            return false;
+    return k >= n->attr.n_carry;
+}
+
+/* The redirect table for one step (NULL entries: the value's own slot). */
+static LLVMValueRef *direct_outputs(Cg *c, Graph *g, const Node *n,
+                                    Graph *body, LLVMValueRef s, bool *direct)
+{
+    LLVMValueRef *to =
+        arena_alloc(c->arena, sizeof *to * (size_t)(body->values.len + 1));
+    for (int k = n->attr.n_carry; k < n->n_out; k++) {
+        direct[k] = writes_in_stack(c, n, body, k);
+        if (direct[k])
+            to[body->results.data[k].id] = stack_slot(c, g, n, body, k, s);
+    }
+    return to;
+}
+
 static void store_step(Cg *c, Graph *g, const Node *n, Graph *body,
-                       const ScanBufs *sb, LLVMValueRef odd, LLVMValueRef s)
+                       const ScanBufs *sb, LLVMValueRef odd, LLVMValueRef s,
+                       const bool *direct)
 {
     int nc = n->attr.n_carry;
     for (int i = 0; i < nc; i++) {
@@ -73,12 +116,12 @@ static void store_step(Cg *c, Graph *g, const Node *n, Graph *body,
                   sb->bytes[i]);
     }
     for (int k = nc; k < n->n_out; k++) {
+        if (direct[k])
+            continue;
         Type step = ir_value_type(body, body->results.data[k]);
-        int64_t elems = ir_type_numel(&step);
-        LLVMValueRef dst =
-            cg_gep(c, c->f32, cg_ptr(c, g, n->out[k]),
-                   LLVMBuildNSWMul(c->b, s, cg_i64(c, elems), ""));
-        cg_memcpy(c, dst, cg_ptr(c, body, body->results.data[k]), elems * 4);
+        cg_memcpy(c, stack_slot(c, g, n, body, k, s),
+                  cg_ptr(c, body, body->results.data[k]),
+                  ir_type_numel(&step) * 4);
     }
 }
 
@@ -98,8 +141,15 @@ void cg_lower_scan(Cg *c, Graph *g, const Node *n)
     LLVMValueRef s =
         n->attr.flag ? LLVMBuildNSWSub(c->b, cg_i64(c, steps - 1), t, "s") : t;
     point_args(c, g, n, body, &sb, odd, s);
+    bool *direct = arena_alloc(c->arena, sizeof(bool) * (size_t)(n->n_out + 1));
+    const LLVMValueRef *saved = c->redirect;
+    int32_t saved_graph = c->redirect_graph;
+    c->redirect = direct_outputs(c, g, n, body, s, direct);
+    c->redirect_graph = body->id;
     cg_emit_graph(c, body);
-    store_step(c, g, n, body, &sb, odd, s);
+    c->redirect = saved;
+    c->redirect_graph = saved_graph;
+    store_step(c, g, n, body, &sb, odd, s, direct);
     cg_for_end(c, &l);
     for (int i = 0; i < nc; i++)
         cg_set_ptr(c, g, n->out[i], steps % 2 ? sb.b[i] : sb.a[i]);

@@ -164,7 +164,10 @@ static void test_scan_code_size(void **state)
 {
     long small = ir_lines(3), large = ir_lines(64);
     assert_true(small > 20);
-    assert_int_equal(small, large);
+    /* The body is emitted once, whatever T: no growth with the steps.  A
+     * few lines may differ, as the optimiser's alias facts depend on the
+     * stacks' sizes (SLP vectorisation of the step's output writes). */
+    assert_true(labs(large - small) * 50 < small);
 }
 
 int main(void)
