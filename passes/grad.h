@@ -9,6 +9,7 @@
  *   grad_nn.c      the rules of normalisations, lookups, attention, losses
  *   grad_scan.c    scan: backpropagation through time as a reverse scan
  *   grad_save.c    which values of the recomputed step are saved instead
+ *   grad_defer.c   weight gradients as one product after the scan
  *   grad_fused.c   the fused ops: lstm_cell's fused backward
  *
  * docs/autodiff.md describes the design. */
@@ -122,6 +123,17 @@ typedef struct BwdRecompute {
  * how many.  The recompute they leave unused is left to DCE. */
 int grad_save_recomputed(Graph *bb, const BwdRecompute *r, int n_captures,
                          Value *forward_saved);
+
+/* grad_defer.c: a capture's per-step gradient matmul(transpose(x), y)
+ * summed over the steps as one product of the stacked x and y. */
+/* x and y when g is matmul(transpose(x), y) of rank-2 f32 values. */
+bool grad_outer_product(Graph *bb, Value g, Value *x, Value *y);
+/* Turns argument `arg` of bb into an unused constant (DCE drops it) and
+ * renumbers the arguments after it. */
+void grad_drop_arg(Graph *bb, Value arg);
+/* sum over t of xs[t]^T @ ys[t], xs [T, B, h] and ys [T, B, n], as one
+ * matmul of the flattened stacks. */
+Value grad_stacked_product(Ad *ad, Value xs, Value ys);
 
 /* grad_scan.c */
 void grad_scan(Ad *ad, GradCall *c);

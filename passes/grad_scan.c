@@ -164,14 +164,26 @@ static bool *scan_arg_activity(Ad *ad, const GradCall *c, const Graph *body)
 
 /* ---- the backward body ---------------------------------------------------- */
 
+/* Where a stacked factor of a deferred weight gradient is found after the
+ * backward scan: a forward operand that is already stacked in time order
+ * (an over tensor, the stacked carries), or a per-step output. */
+typedef struct FactorSource {
+    enum { FROM_OVER, FROM_CARRY, FROM_RESULT } kind;
+    int index;
+} FactorSource;
+
 /* The plan shared by the backward body and the backward scan. */
 typedef struct ScanPlan {
-    int nc, no, nk, ny; /* carries, over tensors, captures, step outputs */
-    bool *arg_active;   /* per forward operand */
-    bool *carry_grad;   /* [nc]: carries whose gradient is carried */
-    bool *cap_grad;     /* [nk]: captures whose gradient is summed */
-    bool *over_grad;    /* [no]: over tensors that get a gradient */
-    bool *out_seed;     /* [ny]: step outputs that have a gradient */
+    int nc, no, nk, ny;      /* carries, over tensors, captures, step outputs */
+    bool *arg_active;        /* per forward operand */
+    bool *carry_grad;        /* [nc]: carries whose gradient is carried */
+    bool *cap_grad;          /* [nk]: captures whose gradient is summed */
+    bool *cap_deferred;      /* [nk]: ... as one product after the scan
+                           (grad_defer.c), not carried */
+    FactorSource *factor;    /* [2 nk]: where the stacked factors come from */
+    int first_factor_result; /* the backward body's results from here on */
+    bool *over_grad;         /* [no]: over tensors that get a gradient */
+    bool *out_seed;          /* [ny]: step outputs that have a gradient */
 } ScanPlan;
 
 static Value add_arg(Graph *g, int32_t index, Type t)
@@ -258,6 +270,25 @@ static BwdArgs add_bwd_args(Ad *ad, Graph *bb, const GradCall *c,
     return b;
 }
 
+/* Where stacked factor v comes from: the over tensor or stacked carry it
+ * is a slice of, else a per-step output of the backward scan (one per
+ * value, however many products read it). */
+static FactorSource factor_source(Module *m, Graph *bb, const BwdArgs *b,
+                                  const ScanPlan *p, Value v)
+{
+    for (int j = 0; j < p->no; j++)
+        if (b->over[j].id == v.id)
+            return (FactorSource){FROM_OVER, j};
+    for (int i = 0; i < p->nc; i++)
+        if (b->carry[i].id == v.id)
+            return (FactorSource){FROM_CARRY, i};
+    for (int r = 0; r < bb->results.len; r++)
+        if (bb->results.data[r].id == v.id && r >= p->first_factor_result)
+            return (FactorSource){FROM_RESULT, r};
+    ir_add_result(m, bb, v, NULL);
+    return (FactorSource){FROM_RESULT, bb->results.len - 1};
+}
+
 /* The gradient the inner engine found for v, or zeros of v's type. */
 static Value gradient_or_zeros(Ad *in, Value v)
 {
@@ -269,7 +300,7 @@ static Value gradient_or_zeros(Ad *in, Value v)
  * and the results (new carried gradients, new capture sums, the slices'
  * gradients). */
 static Graph *build_bwd_body(Ad *ad, const GradCall *c, const Graph *body,
-                             const ScanPlan *p, BwdRecompute *rec)
+                             ScanPlan *p, BwdRecompute *rec)
 {
     Module *m = ad->m;
     Graph *bb = ir_graph_new(
@@ -312,15 +343,26 @@ static Graph *build_bwd_body(Ad *ad, const GradCall *c, const Graph *body,
     for (int i = 0; i < p->nc; i++)
         if (p->carry_grad[i])
             ir_add_result(m, bb, gradient_or_zeros(in, b.carry[i]), NULL);
+    Value *factors =
+        arena_alloc(m->arena, sizeof(Value) * (size_t)(2 * p->nk + 1));
     for (int j = 0; j < p->nk; j++)
         if (p->cap_grad[j]) {
             Value g = ad_gradient(in, b.cap[j]);
-            ir_add_result(m, bb, g.id ? gb_add(in, b.gcap[j], g) : b.gcap[j],
-                          NULL);
+            p->cap_deferred[j] =
+                grad_outer_product(bb, g, &factors[2 * j], &factors[2 * j + 1]);
+            if (p->cap_deferred[j])
+                grad_drop_arg(bb, b.gcap[j]);
+            else
+                ir_add_result(
+                    m, bb, g.id ? gb_add(in, b.gcap[j], g) : b.gcap[j], NULL);
         }
     for (int j = 0; j < p->no; j++)
         if (p->over_grad[j])
             ir_add_result(m, bb, gradient_or_zeros(in, b.over[j]), NULL);
+    p->first_factor_result = bb->results.len;
+    for (int f = 0; f < 2 * p->nk; f++)
+        if (p->cap_deferred[f / 2])
+            p->factor[f] = factor_source(m, bb, &b, p, factors[f]);
     return bb;
 }
 
@@ -335,6 +377,8 @@ static ScanPlan plan_scan(Ad *ad, const GradCall *c, const Graph *body)
     p.arg_active = scan_arg_activity(ad, c, body);
     p.carry_grad = arena_alloc(a, sizeof(bool) * (size_t)(p.nc + 1));
     p.cap_grad = arena_alloc(a, sizeof(bool) * (size_t)(p.nk + 1));
+    p.cap_deferred = arena_alloc(a, sizeof(bool) * (size_t)(p.nk + 1));
+    p.factor = arena_alloc(a, sizeof(FactorSource) * (size_t)(2 * p.nk + 1));
     p.over_grad = arena_alloc(a, sizeof(bool) * (size_t)(p.no + 1));
     p.out_seed = arena_alloc(a, sizeof(bool) * (size_t)(p.ny + 1));
     for (int i = 0; i < p.nc; i++)
@@ -360,7 +404,7 @@ static int bwd_operands(Ad *ad, const GradCall *c, const ScanPlan *p,
             ops[k++] = c->gout[i].id ? c->gout[i]
                                      : gb_zeros(ad, gb_type(ad, s->in[i]));
     for (int j = 0; j < p->nk; j++)
-        if (p->cap_grad[j])
+        if (p->cap_grad[j] && !p->cap_deferred[j])
             ops[k++] = gb_zeros(ad, gb_type(ad, s->in[p->nc + p->no + j]));
     *n_carry = k;
     for (int i = 0; i < p->nc; i++)
@@ -384,7 +428,8 @@ void grad_scan(Ad *ad, GradCall *c)
     ScanPlan p = plan_scan(ad, c, body);
     BwdRecompute rec;
     Graph *bb = build_bwd_body(ad, c, body, &p, &rec);
-    Value *saved = arena_alloc(m->arena, sizeof(Value) * (size_t)(bb->values.len + 1));
+    Value *saved =
+        arena_alloc(m->arena, sizeof(Value) * (size_t)(bb->values.len + 1));
     int n_saved = grad_save_recomputed(bb, &rec, p.nk, saved);
     Value *stacked =
         arena_alloc(m->arena, sizeof(Value) * (size_t)(p.nc + n_saved + 1));
@@ -408,9 +453,21 @@ void grad_scan(Ad *ad, GradCall *c)
             r++;
         }
     for (int j = 0; j < p.nk; j++)
-        if (p.cap_grad[j])
+        if (p.cap_grad[j] && !p.cap_deferred[j])
             c->gin[p.nc + p.no + j] = outs[r++];
     for (int j = 0; j < p.no; j++)
         if (p.over_grad[j])
             c->gin[p.nc + j] = outs[r++];
+    Value fs[2];
+    for (int j = 0; j < p.nk; j++) {
+        if (!p.cap_deferred[j])
+            continue;
+        for (int k = 0; k < 2; k++) {
+            FactorSource f = p.factor[2 * j + k];
+            fs[k] = f.kind == FROM_OVER    ? c->n.in[p.nc + f.index]
+                    : f.kind == FROM_CARRY ? stacked[f.index]
+                                           : outs[f.index];
+        }
+        c->gin[p.nc + p.no + j] = grad_stacked_product(ad, fs[0], fs[1]);
+    }
 }

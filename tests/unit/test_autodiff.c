@@ -305,10 +305,18 @@ static void test_scan_gradient_structure(void **state)
     assert_true(fwd->attr.flag);
     assert_false(bwd->attr.flag);
     assert_string_equal(m->graphs.data[bwd->attr.graph]->name, "step.bwd");
-    /* carries: dh and the running sum of dW; overs: stacked h, xs, dhs,
-     * saved tanh */
-    assert_int_equal(bwd->attr.n_carry, 2);
+    /* carries: dh only (dW is one product after the scan, grad_defer.c);
+     * overs: stacked h, xs, dhs, saved tanh */
+    assert_int_equal(bwd->attr.n_carry, 1);
     assert_int_equal(bwd->attr.n_over, 4);
+    /* per-step outputs: the factors of dW = sum_t h_t^T dz_t */
+    assert_int_equal(bwd->n_out, 3);
+    const Node *dw = NULL;
+    for (int32_t k = 0; k < g->nodes.len; k++)
+        if (g->nodes.data[k].op == OP_MATMUL &&
+            g->nodes.data[k].out[0].id == g->results.data[2].id)
+            dw = &g->nodes.data[k];
+    assert_non_null(dw); /* grad.W (after the loss and grad.h0) */
     /* the backward body no longer recomputes the step's product */
     const Graph *bb = m->graphs.data[bwd->attr.graph];
     PassCtx ctx = {.m = m, .arena = arena};
