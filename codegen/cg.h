@@ -71,6 +71,11 @@ typedef struct Cg {
      * instead of its slot (the step's place in a stacked output). */
     const LLVMValueRef *redirect;
     int32_t redirect_graph;
+    /* Loops closed while set may reorder their floating-point reductions
+     * (row sums): vectorised with partial sums in a fixed order, so the
+     * result depends on the target's vector width but never on timing or
+     * the thread count (loops.c). */
+    bool reorder_reductions;
 } Cg;
 
 /* module.c */

@@ -232,7 +232,10 @@ static void acc_row(Cg *c, LLVMValueRef *p, void *ud)
     CgNest in = b->inner;
     for (int o = 0; o < in.n_ops; o++)
         in.base[o] = p[o];
+    bool was = c->reorder_reductions;
+    c->reorder_reductions = true;
     cg_nest(c, &in, acc_element, b);
+    c->reorder_reductions = was;
     LLVMValueRef v = LLVMBuildLoad2(c->b, c->f32, b->acc, "");
     LLVMBuildStore(c->b, finish(c, b, v), p[0]);
 }

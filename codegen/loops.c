@@ -8,6 +8,9 @@
  * entry-block allocas, which SROA turns into registers from -O1 on. */
 #include "codegen/cg.h"
 
+#include <llvm-c/DebugInfo.h>
+#include <string.h>
+
 LLVMValueRef cg_i64(Cg *c, int64_t v)
 {
     return LLVMConstInt(c->i64, (unsigned long long)v, 1);
@@ -82,11 +85,34 @@ LLVMValueRef cg_for_begin(Cg *c, CgLoop *l, LLVMValueRef n)
     return l->iv;
 }
 
+/* A loop ID carrying llvm.loop.vectorize.enable: besides forcing the
+ * vectoriser, it is LLVM's licence to reorder a floating-point reduction
+ * (LoopVectorizeHints::allowReordering), which it may not do otherwise
+ * (and the C API of LLVM 16 cannot set fast-math flags).  The first
+ * operand of a loop ID refers to the node itself: built through a
+ * temporary node. */
+static LLVMValueRef reorder_loop_id(Cg *c)
+{
+    LLVMMetadataRef self = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+    const char *key = "llvm.loop.vectorize.enable";
+    LLVMMetadataRef hint_ops[2] = {
+        LLVMMDStringInContext2(c->ctx, key, strlen(key)),
+        LLVMValueAsMetadata(LLVMConstInt(c->i1, 1, 0))};
+    LLVMMetadataRef ops[2] = {self,
+                              LLVMMDNodeInContext2(c->ctx, hint_ops, 2)};
+    LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, 2);
+    LLVMMetadataReplaceAllUsesWith(self, id);
+    return LLVMMetadataAsValue(c->ctx, id);
+}
+
 void cg_for_end(Cg *c, CgLoop *l)
 {
     LLVMValueRef next = LLVMBuildNSWAdd(c->b, l->iv, cg_i64(c, 1), "");
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
-    LLVMBuildBr(c->b, l->head);
+    LLVMValueRef back = LLVMBuildBr(c->b, l->head);
+    if (c->reorder_reductions)
+        LLVMSetMetadata(back, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9),
+                        reorder_loop_id(c));
     LLVMAddIncoming(l->iv, &next, &latch, 1);
     LLVMPositionBuilderAtEnd(c->b, l->exit);
 }

@@ -2,7 +2,8 @@
  *
  * sum/mean/max over any set of axes: an outer loop nest over the kept axes
  * (one result element each) around an inner nest over the reduced axes,
- * accumulating in an entry-block alloca that SROA turns into a register;
+ * accumulating in an entry-block alloca that SROA turns into a register,
+ * the inner loop allowed to keep vector partial sums (loops.c);
  * over leading axes, row after row into the result instead.
  * softmax/log_softmax: per row along the axis, max, then sum of
  * exp(x - max), then the normalised values (numerically stable).
@@ -57,7 +58,10 @@ static LLVMValueRef row_fold(Cg *c, LLVMValueRef src, int64_t len,
         x = f->map(c, x, f->ud);
     LLVMValueRef old = LLVMBuildLoad2(c->b, c->f32, acc, "");
     LLVMBuildStore(c->b, f->fold(c, old, x, f->ud), acc);
+    bool was = c->reorder_reductions;
+    c->reorder_reductions = stride == 1; /* partial sums over a contiguous row */
     cg_for_end(c, &l);
+    c->reorder_reductions = was;
     return LLVMBuildLoad2(c->b, c->f32, acc, "");
 }
 
@@ -86,7 +90,10 @@ static void reduce_outer(Cg *c, LLVMValueRef *p, void *ud)
     LLVMBuildStore(c->b, cg_f32c(c, r->op == OP_MAX ? -INFINITY : 0.0), r->acc);
     CgNest inner = r->inner;
     inner.base[0] = p[1];
+    bool was = c->reorder_reductions;
+    c->reorder_reductions = true;
     cg_nest(c, &inner, reduce_inner, r);
+    c->reorder_reductions = was;
     LLVMValueRef v = LLVMBuildLoad2(c->b, c->f32, r->acc, "");
     if (r->op == OP_MEAN)
         v = LLVMBuildFDiv(c->b, v, cg_f32c(c, (double)r->count), "");
