@@ -233,7 +233,7 @@ static void acc_row(Cg *c, LLVMValueRef *p, void *ud)
     for (int o = 0; o < in.n_ops; o++)
         in.base[o] = p[o];
     bool was = c->reorder_reductions;
-    c->reorder_reductions = true;
+    c->reorder_reductions = reduce_node(b)->op != OP_MAX; /* sums only */
     cg_nest(c, &in, acc_element, b);
     c->reorder_reductions = was;
     LLVMValueRef v = LLVMBuildLoad2(c->b, c->f32, b->acc, "");

@@ -59,7 +59,9 @@ static LLVMValueRef row_fold(Cg *c, LLVMValueRef src, int64_t len,
     LLVMValueRef old = LLVMBuildLoad2(c->b, c->f32, acc, "");
     LLVMBuildStore(c->b, f->fold(c, old, x, f->ud), acc);
     bool was = c->reorder_reductions;
-    c->reorder_reductions = stride == 1; /* partial sums over a contiguous row */
+    /* partial sums over a contiguous row (a max is not a reduction the
+     * vectoriser knows in this form: forcing it would only warn) */
+    c->reorder_reductions = stride == 1 && f->fold == fold_add;
     cg_for_end(c, &l);
     c->reorder_reductions = was;
     return LLVMBuildLoad2(c->b, c->f32, acc, "");
@@ -91,7 +93,7 @@ static void reduce_outer(Cg *c, LLVMValueRef *p, void *ud)
     CgNest inner = r->inner;
     inner.base[0] = p[1];
     bool was = c->reorder_reductions;
-    c->reorder_reductions = true;
+    c->reorder_reductions = r->op != OP_MAX;
     cg_nest(c, &inner, reduce_inner, r);
     c->reorder_reductions = was;
     LLVMValueRef v = LLVMBuildLoad2(c->b, c->f32, r->acc, "");

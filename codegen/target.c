@@ -195,10 +195,24 @@ void cg_optimize(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
     }
 }
 
+/* LLVM's remarks and warnings about the generated code (a loop the
+ * vectoriser was asked to vectorise and could not, such as a row sum
+ * through a libm call) are for compiler developers, not for the user of
+ * nnc: they are dropped.  An error still stops the compilation. */
+static void on_llvm_diagnostic(LLVMDiagnosticInfoRef info, void *ctx)
+{
+    (void)ctx;
+    if (LLVMGetDiagInfoSeverity(info) != LLVMDSError)
+        return;
+    char *msg = LLVMGetDiagInfoDescription(info);
+    ir_internal_error("llvm", "%s", msg);
+}
+
 LLVMModuleRef cg_compile_module(const Module *m, const CgOptions *o,
                                 LLVMContextRef ctx, LLVMTargetMachineRef tm,
                                 bool jit)
 {
+    LLVMContextSetDiagnosticHandler(ctx, on_llvm_diagnostic, NULL);
     LLVMModuleRef mod = cg_build_module(m, ctx, jit);
     cg_prepare_module(mod, tm);
     cg_verify_module(mod);
