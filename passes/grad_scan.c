@@ -181,7 +181,8 @@ typedef struct ScanPlan {
     bool *cap_deferred;      /* [nk]: ... as one product after the scan
                            (grad_defer.c), not carried */
     FactorSource *factor;    /* [2 nk]: where the stacked factors come from */
-    int first_factor_result; /* the backward body's results from here on */
+    int first_output_result; /* the backward body's per-step outputs
+                                (slices' gradients, factors) from here */
     bool *over_grad;         /* [no]: over tensors that get a gradient */
     bool *out_seed;          /* [ny]: step outputs that have a gradient */
 } ScanPlan;
@@ -272,7 +273,7 @@ static BwdArgs add_bwd_args(Ad *ad, Graph *bb, const GradCall *c,
 
 /* Where stacked factor v comes from: the over tensor or stacked carry it
  * is a slice of, else a per-step output of the backward scan (one per
- * value, however many products read it). */
+ * value, whether a slice's gradient or another product also reads it). */
 static FactorSource factor_source(Module *m, Graph *bb, const BwdArgs *b,
                                   const ScanPlan *p, Value v)
 {
@@ -282,8 +283,8 @@ static FactorSource factor_source(Module *m, Graph *bb, const BwdArgs *b,
     for (int i = 0; i < p->nc; i++)
         if (b->carry[i].id == v.id)
             return (FactorSource){FROM_CARRY, i};
-    for (int r = 0; r < bb->results.len; r++)
-        if (bb->results.data[r].id == v.id && r >= p->first_factor_result)
+    for (int r = p->first_output_result; r < bb->results.len; r++)
+        if (bb->results.data[r].id == v.id)
             return (FactorSource){FROM_RESULT, r};
     ir_add_result(m, bb, v, NULL);
     return (FactorSource){FROM_RESULT, bb->results.len - 1};
@@ -356,10 +357,10 @@ static Graph *build_bwd_body(Ad *ad, const GradCall *c, const Graph *body,
                 ir_add_result(
                     m, bb, g.id ? gb_add(in, b.gcap[j], g) : b.gcap[j], NULL);
         }
+    p->first_output_result = bb->results.len;
     for (int j = 0; j < p->no; j++)
         if (p->over_grad[j])
             ir_add_result(m, bb, gradient_or_zeros(in, b.over[j]), NULL);
-    p->first_factor_result = bb->results.len;
     for (int f = 0; f < 2 * p->nk; f++)
         if (p->cap_deferred[f / 2])
             p->factor[f] = factor_source(m, bb, &b, p, factors[f]);
