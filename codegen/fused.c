@@ -19,7 +19,7 @@
  * results do not depend on the thread count.
  *
  * matmul_epilogue: when the product is M rows of N with one right-hand
- * matrix (x @ W, batch folded into M), row blocks of about 64 KB are the
+ * matrix (x @ W, batch folded into M), row blocks of about 512 KiB (at least 64 rows) are the
  * pool's tasks: each computes its rows with one single-threaded GEMM and
  * applies the body to them while they are in cache.  Otherwise the
  * product is computed as cg_lower_matmul does, then the body runs over it.
@@ -498,11 +498,15 @@ static bool emit_row_blocks(Cg *c, Graph *g, const Node *n, Body *b,
     if (ir_type_numel(&bt) != r.k * r.n || ir_type_numel(&p) != r.m * r.n ||
         (r.ta && r.m != a.dims[a.rank - 2]) || r.n == 0 || r.k == 0)
         return false;
-    r.rb = 16384 / r.n;
-    r.rb = r.rb < 4 ? 4 : r.rb > r.m ? r.m : r.rb;
+    /* Blocks of about 512 KiB of C (they stay in L2 for the epilogue),
+     * and never under 64 rows: each block's GEMM packs all of B again, so
+     * fewer rows would spend the time packing (10-row blocks made gpt
+     * T=256's MLP slower fused than unfused). */
+    r.rb = (131072 / r.n + 7) / 8 * 8;
+    r.rb = r.rb < 64 ? 64 : r.rb > r.m ? r.m : r.rb;
     int64_t n_blocks = r.rb ? (r.m + r.rb - 1) / r.rb : 0;
     CgNest flat;
-    if (n_blocks < 8 || !flat_rows(nest, r.m, &flat))
+    if (n_blocks < 2 || !flat_rows(nest, r.m, &flat))
         return false;
     r.s = cg_nest_simplify(&flat);
     r.per_row = r.s.dims[0] / r.m;

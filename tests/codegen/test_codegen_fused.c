@@ -474,10 +474,10 @@ static void test_epilogue_bias_relu(void **state)
     (void)state;
     epilogue_case(5, 3, 4, false, false, false);
     epilogue_case(5, 3, 4, false, false, true);
-    /* 2048 rows of 64: row blocks of 256 on the pool */
+    /* 4096 rows of 64: two row blocks of 2048 (512 KiB) on the pool */
     want_par = want_blocks = 1;
-    epilogue_case(2048, 32, 64, false, false, false);
-    epilogue_case(2048, 32, 64, false, false, true);
+    epilogue_case(4096, 32, 64, false, false, false);
+    epilogue_case(4096, 32, 64, false, false, true);
     /* 64 rows of 512: one GEMM, then the body on the pool */
     want_par = 1;
     want_blocks = 0;
@@ -490,8 +490,9 @@ static void test_epilogue_transposed(void **state)
     epilogue_case(7, 5, 6, true, false, false);
     epilogue_case(7, 5, 6, false, true, true);
     want_blocks = 1;
-    epilogue_case(2048, 24, 64, true, true, true);
-    epilogue_case(1024, 24, 64, false, true, false);
+    epilogue_case(4096, 24, 64, true, true, true);
+    want_blocks = 1;
+    epilogue_case(2560, 24, 128, false, true, false);
 }
 
 /* Batched: [B, M, K] @ [B, K, N] (one GEMM per batch), and [B, M, K] @
