@@ -179,14 +179,5 @@ static bool fuse_graph(Module *m, Graph *g)
 
 bool pass_fuse_attention(Module *m, PassCtx *ctx)
 {
-    if (ctx->no_fuse)
-        return false;
-    bool *skip = pass_fusion_bodies(m);
-    bool changed = false;
-    for (int32_t i = 0; i < m->graphs.len; i++)
-        if (!skip[i])
-            changed |= fuse_graph(m, m->graphs.data[i]);
-    if (changed)
-        pass_dce(m, ctx);
-    return changed;
+    return pass_fuse_graphs(m, ctx, fuse_graph);
 }

@@ -243,25 +243,12 @@ static bool fuse_graph(Module *m, Graph *g)
         vec_push(m->arena, &after,
                  found.data[i].data[found.data[i].len - 1]);
     }
-    pass_place_new_nodes(g, n_old, after.data);
-    Value *map = arena_alloc(m->arena, sizeof *map * (size_t)g->values.len);
-    for (int32_t i = 0; i < from.len; i++)
-        map[from.data[i].id] = to.data[i];
-    pass_apply_value_map(g, map);
+    pass_place_and_redirect(g, n_old, after.data, from.data, to.data,
+                            from.len);
     return true;
 }
 
 bool pass_fuse_elementwise(Module *m, PassCtx *ctx)
 {
-    if (ctx->no_fuse)
-        return false;
-    bool *is_body = pass_fusion_bodies(m);
-    int32_t n_graphs = m->graphs.len;
-    bool changed = false;
-    for (int32_t gi = 0; gi < n_graphs; gi++)
-        if (!is_body[gi])
-            changed |= fuse_graph(m, m->graphs.data[gi]);
-    if (changed)
-        pass_dce(m, ctx);
-    return changed;
+    return pass_fuse_graphs(m, ctx, fuse_graph);
 }

@@ -154,14 +154,5 @@ static bool fuse_graph(Module *m, Graph *g)
 
 bool pass_fuse_xent(Module *m, PassCtx *ctx)
 {
-    if (ctx->no_fuse)
-        return false;
-    bool *is_body = pass_fusion_bodies(m);
-    bool changed = false;
-    for (int32_t gi = 0; gi < m->graphs.len; gi++)
-        if (!is_body[gi])
-            changed |= fuse_graph(m, m->graphs.data[gi]);
-    if (changed)
-        pass_dce(m, ctx);
-    return changed;
+    return pass_fuse_graphs(m, ctx, fuse_graph);
 }

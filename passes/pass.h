@@ -81,6 +81,18 @@ int32_t pass_drop_unused_graphs(Module *m);
  * of a fused or matmul_epilogue node.  Fusion passes leave such graphs
  * alone; they rewrite the main graph and scan bodies. */
 bool *pass_fusion_bodies(const Module *m);
+/* The loop every fusion pass shares: unless ctx->no_fuse, runs fuse on
+ * the main graph and every scan body (never on fused bodies, nor on the
+ * graphs fuse itself adds), then DCE if anything changed.  Returns
+ * whether anything did. */
+typedef bool (*PassGraphFn)(Module *m, Graph *g);
+bool pass_fuse_graphs(Module *m, PassCtx *ctx, PassGraphFn fuse);
+/* After a pass appended new nodes n_old.. with ir_add_typed: places them
+ * (pass_place_new_nodes, after[]) and redirects every use of from[i] to
+ * to[i]. */
+void pass_place_and_redirect(Graph *g, int32_t n_old, const int32_t *after,
+                             const Value *from, const Value *to, int32_t n);
+
 /* How many operands of g's nodes, and results of g, read each value
  * (g->values.len entries, in the arena). */
 int32_t *pass_use_counts(const Graph *g);

@@ -326,3 +326,28 @@ void pass_place_new_nodes(Graph *g, int32_t n_old, const int32_t *after)
         }
     }
 }
+
+bool pass_fuse_graphs(Module *m, PassCtx *ctx, PassGraphFn fuse)
+{
+    if (ctx->no_fuse)
+        return false;
+    bool *is_body = pass_fusion_bodies(m);
+    int32_t n_graphs = m->graphs.len;
+    bool changed = false;
+    for (int32_t gi = 0; gi < n_graphs; gi++)
+        if (!is_body[gi])
+            changed |= fuse(m, m->graphs.data[gi]);
+    if (changed)
+        pass_dce(m, ctx);
+    return changed;
+}
+
+void pass_place_and_redirect(Graph *g, int32_t n_old, const int32_t *after,
+                             const Value *from, const Value *to, int32_t n)
+{
+    pass_place_new_nodes(g, n_old, after);
+    Value *map = arena_alloc(g->arena, sizeof *map * (size_t)g->values.len);
+    for (int32_t i = 0; i < n; i++)
+        map[from[i].id] = to[i];
+    pass_apply_value_map(g, map);
+}
