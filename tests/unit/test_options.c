@@ -229,7 +229,7 @@ static void test_pass_lists(void **state)
     assert_true(parse("nnc", "m.nn", "--passes=none", NULL));
     assert_true(opts.have_pass_list);
     assert_int_equal(opts.n_passes, 0);
-    assert_parse_error("--passes: unknown pass 'fuse' (passes: fuse-attention, fuse-lstm, autodiff, cse, dce, fuse-xent, fuse-epilogue, fuse-elementwise)",
+    assert_parse_error("--passes: unknown pass 'fuse' (passes: fuse-attention, fuse-lstm, autodiff, cse, dce, hoist, fuse-xent, fuse-epilogue, fuse-elementwise)",
                        "m.nn", "--passes", "cse,fuse");
     assert_parse_error("--passes cse,,dce: empty pass name", "m.nn", "--passes",
                        "cse,,dce");
@@ -247,9 +247,9 @@ static void test_debug_handles(void **state)
     assert_string_equal(opts.pass.dump_before, "cse");
     assert_string_equal(opts.pass.stop_after, "dce");
     assert_parse_error(
-        "--dump-after: unknown pass 'x' (passes: fuse-attention, fuse-lstm, autodiff, cse, dce, fuse-xent, fuse-epilogue, fuse-elementwise, or all)", "m.nn",
+        "--dump-after: unknown pass 'x' (passes: fuse-attention, fuse-lstm, autodiff, cse, dce, hoist, fuse-xent, fuse-epilogue, fuse-elementwise, or all)", "m.nn",
         "--dump-after", "x");
-    assert_parse_error("--stop-after: unknown pass 'all' (passes: fuse-attention, fuse-lstm, autodiff, cse, dce, fuse-xent, fuse-epilogue, fuse-elementwise)",
+    assert_parse_error("--stop-after: unknown pass 'all' (passes: fuse-attention, fuse-lstm, autodiff, cse, dce, hoist, fuse-xent, fuse-epilogue, fuse-elementwise)",
                        "m.nn", "--stop-after", "all");
     assert_parse_error("--stop-after dce: pass 'dce' is not in --passes",
                        "m.nn", "--passes", "cse", "--stop-after", "dce");
