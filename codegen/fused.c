@@ -19,7 +19,8 @@
  * results do not depend on the thread count.
  *
  * matmul_epilogue: when the product is M rows of N with one right-hand
- * matrix (x @ W, batch folded into M), row blocks of about 512 KiB (at least 64 rows) are the
+ * matrix (x @ W, batch folded into M) of at most 256 KiB, row blocks of
+ * about 512 KiB (at least 64 rows) are the
  * pool's tasks: each computes its rows with one single-threaded GEMM and
  * applies the body to them while they are in cache.  Otherwise the
  * product is computed as cg_lower_matmul does, then the body runs over it.
@@ -501,7 +502,13 @@ static bool emit_row_blocks(Cg *c, Graph *g, const Node *n, Body *b,
     /* Blocks of about 512 KiB of C (they stay in L2 for the epilogue),
      * and never under 64 rows: each block's GEMM packs all of B again, so
      * fewer rows would spend the time packing (10-row blocks made gpt
-     * T=256's MLP slower fused than unfused). */
+     * T=256's MLP slower fused than unfused).  For the same reason a B of
+     * more than 256 KiB, which does not stay in cache between blocks, is
+     * multiplied whole and the body applied after (measured: gpt T=256's
+     * training step 564 ms in blocks, 485 ms whole; gpt T=64 and the mlp
+     * unchanged either way). */
+    if (r.k * r.n * 4 > 256 * 1024)
+        return false;
     r.rb = (131072 / r.n + 7) / 8 * 8;
     r.rb = r.rb < 64 ? 64 : r.rb > r.m ? r.m : r.rb;
     int64_t n_blocks = r.rb ? (r.m + r.rb - 1) / r.rb : 0;
