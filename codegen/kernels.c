@@ -12,12 +12,7 @@ bool cg_attention_tiled(const Graph *g, const Node *n)
 {
     Type q = ir_value_type(g, n->in[0]), k = ir_value_type(g, n->in[1]),
          v = ir_value_type(g, n->in[2]);
-    if (q.rank != k.rank || q.rank != v.rank)
-        return false;
-    for (int i = 0; i < q.rank - 2; i++)
-        if (q.dims[i] != k.dims[i] || q.dims[i] != v.dims[i])
-            return false;
-    return true;
+    return ir_attention_batch_shared(&q, &k, &v);
 }
 
 /* The sizes both attention kernels take: bh, tq, tk, d, dv. */

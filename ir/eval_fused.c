@@ -148,32 +148,27 @@ bool ev_attention_grad(Eval *e, const Node *n)
     return true;
 }
 
-/* loss as cross_entropy; dlogits = (softmax - one_hot) * scale. */
+/* The loss is cross_entropy's; dlogits = (softmax - one_hot) * scale. */
 bool ev_softmax_xent(Eval *e, const Node *n)
 {
+    if (!ev_cross_entropy(e, n)) /* the loss into result 0; checks targets */
+        return false;
     const EvalTensor *x = ev_in(e, n, 0), *t = ev_in(e, n, 1),
                      *scale = ev_in(e, n, 2);
-    EvalTensor *loss = ev_out(e, n, 0), *dx = ev_out(e, n, 1);
+    EvalTensor *dx = ev_out(e, n, 1);
     int64_t C = last_dim(&x->type), rows = ir_type_numel(&t->type);
-    double total = 0;
     for (int64_t r = 0; r < rows; r++) {
         const double *px = x->data + r * C;
-        double id = t->data[r], mx = -INFINITY, sum = 0;
-        if (!(id >= 0 && id < (double)C))
-            return ev_fail(e,
-                           "softmax_xent: target %.0f at position %lld is "
-                           "outside 0..%lld",
-                           id, (long long)r, (long long)(C - 1));
+        double mx = -INFINITY, sum = 0;
         for (int64_t j = 0; j < C; j++)
             mx = px[j] > mx ? px[j] : mx;
         for (int64_t j = 0; j < C; j++)
             sum += exp(px[j] - mx);
-        total += mx + log(sum) - px[(int64_t)id];
         for (int64_t j = 0; j < C; j++)
             dx->data[r * C + j] =
-                (exp(px[j] - mx) / sum - (j == (int64_t)id)) * scale->data[0];
+                (exp(px[j] - mx) / sum - (j == (int64_t)t->data[r])) *
+                scale->data[0];
     }
-    loss->data[0] = rows ? total / (double)rows : 0;
     return true;
 }
 

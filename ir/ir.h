@@ -263,6 +263,10 @@ void ir_add_result(Module *m, Graph *g, Value v, const char *name);
  * reads its body graph from m.  May normalise attrs (e.g. -1 axes). */
 int ir_infer(const Module *m, Op op, const Type *in, int n_in, Attrs *attr,
              Type *out, int max_out, char *err, size_t errlen);
+/* q, k and v of attention have one rank and the same batch (leading)
+ * axes: nothing broadcasts, so the tiled kernels and attention_grad apply
+ * (shape_fused.c). */
+bool ir_attention_batch_shared(const Type *q, const Type *k, const Type *v);
 /* Broadcast two shapes as PyTorch does; false if incompatible. */
 bool ir_broadcast_shapes(const Type *a, const Type *b, Type *out);
 /* Non-NULL for every op: the completeness test checks it. */

@@ -5,8 +5,6 @@
  * verifier's business (verify.c); here only the types meet. */
 #include "shape_rules.h"
 
-#include <string.h>
-
 /* z [..., 4H] and c [..., H]: the cell's result type (c's), or a failure. */
 static bool lstm_types(Ctx *c, Type *cell)
 {
@@ -51,6 +49,16 @@ int sh_infer_lstm_cell_grad(Ctx *c)
     return 2;
 }
 
+bool ir_attention_batch_shared(const Type *q, const Type *k, const Type *v)
+{
+    if (q->rank != k->rank || q->rank != v->rank || q->rank < 2)
+        return false;
+    for (int i = 0; i < q->rank - 2; i++)
+        if (q->dims[i] != k->dims[i] || q->dims[i] != v->dims[i])
+            return false;
+    return true;
+}
+
 /* (q, k, v, o, g) -> (dq, dk, dv): q, k and v share their leading axes
  * (autodiff uses the op only then), o and g are attention's result type. */
 int sh_infer_attention_grad(Ctx *c)
@@ -62,11 +70,8 @@ int sh_infer_attention_grad(Ctx *c)
     fwd.max_out = 1;
     if (!sh_infer_attention(&fwd))
         return 0;
-    for (int i = 1; i < 3; i++)
-        if (c->in[i].rank != c->in[0].rank ||
-            memcmp(c->in[i].dims, c->in[0].dims,
-                   sizeof(int64_t) * (size_t)(c->in[0].rank - 2)) != 0)
-            return sh_fail_ops(c, "q, k and v must share their batch axes");
+    if (!ir_attention_batch_shared(&c->in[0], &c->in[1], &c->in[2]))
+        return sh_fail_ops(c, "q, k and v must share their batch axes");
     for (int i = 3; i < 5; i++)
         if (!ir_type_eq(&c->in[i], &o))
             return sh_fail_ops(c,

@@ -374,19 +374,6 @@ static void drop_unused_captures(Graph *outer, int32_t si, Graph *body)
                 new_index[body->nodes.data[k].attr.index];
 }
 
-/* How many scan nodes of the module run body graph id. */
-static int32_t scans_of(const Module *m, int32_t id)
-{
-    int32_t count = 0;
-    for (int32_t gi = 0; gi < m->graphs.len; gi++) {
-        const Graph *g = m->graphs.data[gi];
-        for (int32_t k = 0; k < g->nodes.len; k++)
-            count += g->nodes.data[k].op == OP_SCAN &&
-                     g->nodes.data[k].attr.graph == id;
-    }
-    return count;
-}
-
 /* Hoists out of every scan of graph outer; the bodies changed are marked
  * in hoisted (by graph id). */
 static bool hoist_graph(Module *m, Graph *outer, const bool *skip,
@@ -396,7 +383,7 @@ static bool hoist_graph(Module *m, Graph *outer, const bool *skip,
     for (int32_t si = 0; si < outer->nodes.len; si++) {
         Node *scan = &outer->nodes.data[si];
         int32_t id = scan->attr.graph;
-        if (scan->op != OP_SCAN || skip[id] || scans_of(m, id) != 1)
+        if (scan->op != OP_SCAN || skip[id] || pass_scans_running(m, id) != 1)
             continue;
         Graph *body = m->graphs.data[id];
         for (int32_t ck = 0; ck < body->nodes.len; ck++) {

@@ -114,18 +114,6 @@ void grad_causal_mask(Ad *ad, GradCall *c)
     c->gin[0] = gb_where(ad, masked, gb_scalar(ad, 0), gout0(c));
 }
 
-/* q, k and v have one rank and the same leading (batch) axes. */
-static bool same_batch_axes(Ad *ad, Value q, Value k, Value v)
-{
-    Type tq = gb_type(ad, q), tk = gb_type(ad, k), tv = gb_type(ad, v);
-    if (tq.rank != tk.rank || tq.rank != tv.rank)
-        return false;
-    for (int i = 0; i < tq.rank - 2; i++)
-        if (tq.dims[i] != tk.dims[i] || tq.dims[i] != tv.dims[i])
-            return false;
-    return true;
-}
-
 /* attention(q, k, v) = p @ v, p = softmax(causal_mask?(q @ k^T * scale)).
  * With q, k and v of the same batch axes, one attention_grad node, whose
  * kernel recomputes p block by block (FlashAttention's backward).
@@ -135,7 +123,8 @@ static bool same_batch_axes(Ad *ad, Value q, Value k, Value v)
 void grad_attention(Ad *ad, GradCall *c)
 {
     Value q = in(c, 0), k = in(c, 1), v = in(c, 2), g = gout0(c);
-    if (same_batch_axes(ad, q, k, v)) {
+    Type tq = gb_type(ad, q), tk = gb_type(ad, k), tv = gb_type(ad, v);
+    if (ir_attention_batch_shared(&tq, &tk, &tv)) {
         Value ops[5] = {q, k, v, out0(c), g}, outs[3];
         gb_node_results(ad, OP_ATTENTION_GRAD, ops, 5, &c->n.attr, 3, outs);
         for (int i = 0; i < 3; i++)

@@ -64,18 +64,6 @@ Graph *grad_clone_graph(Module *m, const Graph *g, const char *name)
     return c;
 }
 
-static int32_t scans_running(const Module *m, int32_t body)
-{
-    int32_t count = 0;
-    for (int32_t i = 0; i < m->graphs.len; i++) {
-        const Graph *g = m->graphs.data[i];
-        for (int32_t k = 0; k < g->nodes.len; k++)
-            count += g->nodes.data[k].op == OP_SCAN &&
-                     g->nodes.data[k].attr.graph == body;
-    }
-    return count;
-}
-
 /* The value of body argument i. */
 static Value arg_value(const Graph *g, int32_t i)
 {
@@ -111,7 +99,7 @@ static void stack_carries(Ad *ad, int32_t index, const Value *saved,
                               "graph %s: a carry of rank %d cannot be stacked "
                               "over the steps for the backward pass",
                               g->name, IR_MAX_RANK);
-    if (scans_running(m, body->id) > 1)
+    if (pass_scans_running(m, body->id) > 1)
         body = grad_clone_graph(
             m, body,
             grad_unique_name(m, arena_printf(m->arena, "%s.fwd", body->name)));

@@ -29,18 +29,6 @@ static bool hoistable(const Node *n)
            n->op != OP_ARG;
 }
 
-static int32_t scans_running(const Module *m, int32_t body)
-{
-    int32_t count = 0;
-    for (int32_t gi = 0; gi < m->graphs.len; gi++) {
-        const Graph *g = m->graphs.data[gi];
-        for (int32_t k = 0; k < g->nodes.len; k++)
-            count += g->nodes.data[k].op == OP_SCAN &&
-                     g->nodes.data[k].attr.graph == body;
-    }
-    return count;
-}
-
 /* outside[v] for the body's values: the outer value equal to v at every
  * step (captures, and the copies of invariant nodes made in outer). */
 static Value *copy_invariants(Module *m, Graph *outer, const Node *scan,
@@ -126,7 +114,7 @@ static int32_t hoist_scan(Module *m, Graph *outer, int32_t si)
 {
     const Node *scan = &outer->nodes.data[si];
     Graph *body = m->graphs.data[scan->attr.graph];
-    if (scans_running(m, body->id) != 1)
+    if (pass_scans_running(m, body->id) != 1)
         return 0;
     int32_t first = outer->nodes.len, first_value = outer->values.len;
     Value *outside = copy_invariants(m, outer, scan, body);

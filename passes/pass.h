@@ -93,6 +93,9 @@ bool pass_fuse_graphs(Module *m, PassCtx *ctx, PassGraphFn fuse);
 void pass_place_and_redirect(Graph *g, int32_t n_old, const int32_t *after,
                              const Value *from, const Value *to, int32_t n);
 
+/* How many scan nodes of the module run body graph `body`. */
+int32_t pass_scans_running(const Module *m, int32_t body);
+
 /* How many operands of g's nodes, and results of g, read each value
  * (g->values.len entries, in the arena). */
 int32_t *pass_use_counts(const Graph *g);

@@ -236,14 +236,14 @@ PassUsers pass_users(const Graph *g)
 }
 
 /* The body's value for outer value x: mapped already, or a copied const. */
-static Value body_operand(Module *m, Graph *g, Graph *body, Value *map,
-                          Value x)
+static Value body_operand(Module *m, Graph *g, Graph *body, Value *map, Value x)
 {
     if (map[x.id].id)
         return map[x.id];
     const Node *d = ir_def(g, x);
     if (d->op != OP_CONST)
-        ir_internal_error("fusion", "graph %s: value %%%u enters a body "
+        ir_internal_error("fusion",
+                          "graph %s: value %%%u enters a body "
                           "without being an argument or a constant",
                           g->name, x.id);
     Type t = ir_value_type(g, x);
@@ -252,16 +252,17 @@ static Value body_operand(Module *m, Graph *g, Graph *body, Value *map,
     return map[x.id];
 }
 
-Graph *pass_build_body(Module *m, Graph *g, const char *base,
-                       const Value *args, int n_args, const int32_t *members,
-                       int n_members, const Value *results, int n_results)
+Graph *pass_build_body(Module *m, Graph *g, const char *base, const Value *args,
+                       int n_args, const int32_t *members, int n_members,
+                       const Value *results, int n_results)
 {
     Graph *body = ir_graph_new(m, pass_unique_graph_name(m, base));
     Value *map = arena_alloc(m->arena, sizeof *map * (size_t)g->values.len);
     for (int i = 0; i < n_args; i++) {
         Type t = ir_value_type(g, args[i]);
         Attrs at = {.index = i, .type = t};
-        int32_t id = ir_add_typed(body, OP_ARG, NULL, 0, &at, (SrcLoc){0}, &t, 1);
+        int32_t id =
+            ir_add_typed(body, OP_ARG, NULL, 0, &at, (SrcLoc){0}, &t, 1);
         map[args[i].id] = body->nodes.data[id].out[0];
         ir_value(body, map[args[i].id])->name = ir_value(g, args[i])->name;
     }
@@ -288,8 +289,10 @@ Graph *pass_build_body(Module *m, Graph *g, const char *base,
     }
     for (int i = 0; i < n_results; i++) {
         if (!map[results[i].id].id)
-            ir_internal_error("fusion", "graph %s: body result %%%u is not "
-                              "computed by the body", g->name, results[i].id);
+            ir_internal_error("fusion",
+                              "graph %s: body result %%%u is not "
+                              "computed by the body",
+                              g->name, results[i].id);
         ir_add_result(m, body, map[results[i].id], NULL);
     }
     return body;
@@ -303,7 +306,8 @@ void pass_place_new_nodes(Graph *g, int32_t n_old, const int32_t *after)
     Node *old = arena_alloc(g->arena, sizeof *old * (size_t)n);
     memcpy(old, g->nodes.data, sizeof *old * (size_t)n);
     /* new nodes grouped by anchor, each group in creation order */
-    int32_t *start = arena_alloc(g->arena, sizeof(int32_t) * (size_t)(n_old + 2));
+    int32_t *start =
+        arena_alloc(g->arena, sizeof(int32_t) * (size_t)(n_old + 2));
     int32_t *order = arena_alloc(g->arena, sizeof(int32_t) * (size_t)n_new);
     for (int32_t j = 0; j < n_new; j++) {
         if (after[j] < 0 || after[j] >= n_old)
@@ -313,7 +317,8 @@ void pass_place_new_nodes(Graph *g, int32_t n_old, const int32_t *after)
     }
     for (int32_t i = 0; i < n_old; i++)
         start[i + 1] += start[i];
-    int32_t *fill = arena_alloc(g->arena, sizeof(int32_t) * (size_t)(n_old + 1));
+    int32_t *fill =
+        arena_alloc(g->arena, sizeof(int32_t) * (size_t)(n_old + 1));
     for (int32_t j = 0; j < n_new; j++)
         order[start[after[j]] + fill[after[j]]++] = n_old + j;
     int32_t w = 0;
@@ -350,4 +355,16 @@ void pass_place_and_redirect(Graph *g, int32_t n_old, const int32_t *after,
     for (int32_t i = 0; i < n; i++)
         map[from[i].id] = to[i];
     pass_apply_value_map(g, map);
+}
+
+int32_t pass_scans_running(const Module *m, int32_t body)
+{
+    int32_t count = 0;
+    for (int32_t gi = 0; gi < m->graphs.len; gi++) {
+        const Graph *g = m->graphs.data[gi];
+        for (int32_t k = 0; k < g->nodes.len; k++)
+            count += g->nodes.data[k].op == OP_SCAN &&
+                     g->nodes.data[k].attr.graph == body;
+    }
+    return count;
 }

@@ -40,6 +40,7 @@
 #include "ir/ir.h"
 #include "passes/pass.h"
 #include "runtime/nnc.h"
+#include "tests/codegen/cg_test.h" /* cg_test_overrides */
 
 #ifndef FT_TOL /* -DFT_TOL=0 shows every difference */
 #define FT_TOL 1e-5
@@ -47,22 +48,6 @@
 #define FT_FLOOR 1e-6
 
 /* ---- compiling ----------------------------------------------------------- */
-
-/* "B=4 IN=16 ..." -> overrides (names in the arena); returns the count. */
-static inline int ft_overrides(Arena *a, const char *defines, DimOverride *ov,
-                               int max)
-{
-    int n = 0;
-    char buf[256], *save = NULL;
-    snprintf(buf, sizeof buf, "%s", defines ? defines : "");
-    for (char *tok = strtok_r(buf, " ", &save); tok && n < max;
-         tok = strtok_r(NULL, " ", &save)) {
-        char *eq = strchr(tok, '=');
-        *eq = 0;
-        ov[n++] = (DimOverride){arena_strdup(a, tok), atoll(eq + 1), false};
-    }
-    return n;
-}
 
 /* Front end with dim overrides, then the whole pipeline with the verifier
  * after every pass; training on unless no_train (--no-train: the forward
@@ -74,7 +59,7 @@ static inline Module *ft_compile_mode(Arena *a, const char *file,
                                       bool no_fuse, bool no_train, bool quiet)
 {
     DimOverride ov[16];
-    int n = ft_overrides(a, defines, ov, 16);
+    int n = cg_test_overrides(a, defines, ov, 16);
     Diag d;
     diag_init(&d, file, src, strlen(src));
     FILE *sink = NULL;
