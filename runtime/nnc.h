@@ -230,9 +230,10 @@ NNC_API void nnc_runtime_prepare(void);
 typedef void (*nnc_range_fn)(void *ctx, int64_t begin, int64_t end);
 /* Calls fn on a static partition of [0, n): with T = min(threads, n)
  * chunks, chunk t is [t*q + min(t, r), (t+1)*q + min(t+1, r)) where
- * q = n / T, r = n % T; the caller runs chunk 0.  A call from inside a
- * parallel region, or while another thread owns the pool, runs fn(ctx, 0,
- * n) on the calling thread.  A message fn sets with nnc_rt_set_error on a
+ * q = n / T, r = n % T; the caller runs chunk 0, and each other chunk
+ * runs on whichever thread (a worker, or the caller) claims it first.  A
+ * call from inside a parallel region, or while another thread owns the
+ * pool, runs fn(ctx, 0, n) on the calling thread.  A message fn sets with nnc_rt_set_error on a
  * worker reaches the caller's nnc_last_error() when the call returns (the
  * lowest failing chunk's); fn reports failure itself, e.g. through ctx. */
 NNC_API void nnc_parallel_for(int64_t n, nnc_range_fn fn, void *ctx);

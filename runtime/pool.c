@@ -8,7 +8,8 @@
  * starts any extra workers at once.  A program that never makes a model
  * starts them lazily, the first time a region needs them.  They live for
  * the whole process.  Between regions a worker spins for a short while
- * (POOL_SPIN_ROUNDS pauses, about 100 us) watching the generation counter,
+ * (POOL_SPIN_ROUNDS pauses: 0.4 ms on this Zen 4, where a pause is about
+ * 24 ns) watching the generation counter,
  * then parks on a condition variable; the region's owner likewise spins
  * before it sleeps waiting for the workers.  A scan runs a region per
  * GEMM and per fused loop of every step, a few microseconds apart, and
@@ -51,7 +52,8 @@
 extern void openblas_set_num_threads(int n);
 
 #define POOL_MAX_THREADS 256
-/* Pauses a waiting thread spins through before it sleeps (~100 us). */
+/* Pauses a waiting thread spins through before it sleeps (0.4 ms on Zen 4:
+ * 2^14 pauses measured at 399 us). */
 #define POOL_SPIN_ROUNDS (1 << 14)
 
 static inline void cpu_relax(void)
